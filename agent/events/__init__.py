@@ -1,0 +1,1 @@
+"""Events: the CloudEvents stream of everything that changed, and its sinks."""
