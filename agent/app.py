@@ -1,0 +1,219 @@
+"""The composition root: the only module that wires every component together.
+
+Components are entered in data-flow order in one ``AsyncExitStack`` (event sink,
+check scheduler, HTTP server), so shutdown runs in reverse: stop intake (the
+HTTP server), stop scheduling and let in-flight checks finish within the grace
+period, then flush and close the sinks.
+
+>>> agent = Agent(load_config("pilot.yml"), config_path="pilot.yml")   # doctest: +SKIP
+>>> await agent.run()                                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from agent import __version__
+from agent.api.app import create_api
+from agent.api.server import ApiServer
+from agent.checks.base import Checker
+from agent.checks.factory import build_checker
+from agent.checks.history import CheckHistory
+from agent.checks.results import ResultPipeline
+from agent.checks.scheduler import CheckScheduler
+from agent.config import AgentConfig, CheckConfig, WebConfig, load_config
+from agent.errors import ConfigError
+from agent.events.jsonl import JsonlEventSink
+from agent.logs import SCRUBBER
+from agent.secrets import collect_secrets
+from exporters.agent import AgentMetrics
+from exporters.probe import ProbeCollector
+
+log = structlog.get_logger(__name__)
+
+
+class Agent:
+    """One running pilot-agent: checks, exporter, API, events. Implements the API's context."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        config_path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        checker_factory: Callable[[CheckConfig], Checker] = build_checker,
+        shutdown_grace_seconds: float = 10.0,
+    ) -> None:
+        self._config = config
+        self._config_path = Path(config_path) if config_path is not None else None
+        self._env = env
+        self._clock = clock
+        self._checker_factory = checker_factory
+        self._grace = shutdown_grace_seconds
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._ready = False
+        self._scheduler: CheckScheduler | None = None
+        self.history = CheckHistory()
+        self.registry = CollectorRegistry()
+        self.metrics = AgentMetrics(self.registry, version=__version__)
+        self.registry.register(ProbeCollector(self.history, self.checks))
+        self.metrics.config_reloaded(True, clock())
+        self.bound_port: int | None = None
+        SCRUBBER.update(collect_secrets(config))
+
+    # ------------------------------------------------------------------ ApiContext
+    @property
+    def web(self) -> WebConfig:
+        return self._config.web
+
+    @property
+    def config(self) -> AgentConfig:
+        return self._config
+
+    def checks(self) -> Sequence[CheckConfig]:
+        return self._config.checks
+
+    def is_ready(self) -> bool:
+        return self._ready
+
+    def request_shutdown(self) -> None:
+        self._stop.set()
+
+    async def reload(self) -> None:
+        """Re-read the config file; on any problem keep the running config and raise."""
+        if self._config_path is None:
+            raise ConfigError([])
+        async with self._reload_lock:
+            try:
+                new = load_config(self._config_path, self._env)
+            except ConfigError as exc:
+                self.metrics.config_reloaded(False, self._clock())
+                log.error(
+                    "config_reload_failed",
+                    file=str(self._config_path),
+                    problems=[str(p) for p in exc.problems],
+                )
+                raise
+            self._apply(new)
+            self.metrics.config_reloaded(True, self._clock())
+            log.info("config_reloaded", file=str(self._config_path), checks=len(new.checks))
+
+    def _apply(self, new: AgentConfig) -> None:
+        old = self._config
+        # Basic auth users and the lifecycle switch are read per request and apply at once.
+        restart_only = {
+            "listen": (old.listen, new.listen),
+            "web.tls_server_config": (old.web.tls_server_config, new.web.tls_server_config),
+            "events": (old.events, new.events),
+        }
+        for section, (before, after) in restart_only.items():
+            if before != after:
+                log.warning("config_change_needs_restart", section=section)
+        SCRUBBER.update(collect_secrets(new))
+        removed = {c.name for c in old.checks} - {c.name for c in new.checks}
+        self._config = new
+        if self._scheduler is not None:
+            self._scheduler.apply(new.checks)
+        self.history.retain(c.name for c in new.checks)
+        for name in removed:
+            self.metrics.forget_check(name)
+
+    def _labels_of(self, check: str) -> Mapping[str, str]:
+        for c in self._config.checks:
+            if c.name == check:
+                return c.labels
+        return {}
+
+    # ------------------------------------------------------------------ running
+    async def run(self, started: asyncio.Event | None = None) -> None:
+        """Run until :meth:`request_shutdown`; then shut down in reverse order."""
+        cfg = self._config
+        async with AsyncExitStack() as stack:
+            events = cfg.events.jsonl
+            sink = await stack.enter_async_context(
+                JsonlEventSink(
+                    events.path,
+                    max_bytes=events.max_bytes,
+                    backups=events.backups,
+                    fsync=events.fsync,
+                )
+            )
+            pipeline = ResultPipeline(
+                history=self.history,
+                metrics=self.metrics,
+                sink=sink,
+                labels_of=self._labels_of,
+                source=cfg.events.source,
+                clock=self._clock,
+                scrub=SCRUBBER.scrub_text,
+            )
+            self._scheduler = await stack.enter_async_context(
+                CheckScheduler(
+                    build=self._checker_factory,
+                    on_result=pipeline.handle,
+                    metrics=self.metrics,
+                    clock=self._clock,
+                    grace_seconds=self._grace,
+                )
+            )
+            host, port = cfg.listen_host_port
+            server = await stack.enter_async_context(
+                ApiServer(create_api(self), host=host, port=port, web=cfg.web)
+            )
+            self.bound_port = server.port
+            self._scheduler.apply(cfg.checks)
+            self._ready = True
+            log.info(
+                "agent_started",
+                listen=f"{host}:{server.port}",
+                checks=len(cfg.checks),
+                events_file=str(sink.path),
+                version=__version__,
+                python=platform.python_version(),
+            )
+            if started is not None:
+                started.set()
+            await self._stop.wait()
+            self._ready = False
+            log.info("agent_stopping")
+        log.info("agent_stopped")
+
+
+async def run_agent(config_path: str | Path, config: AgentConfig) -> int:
+    """Run an agent in the foreground with signal handling: SIGTERM/SIGINT stop, SIGHUP reloads."""
+    import signal
+
+    agent = Agent(config, config_path=config_path, env=os.environ)
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        with contextlib.suppress(ConfigError):
+            await agent.reload()
+
+    def on_hup() -> None:
+        task = loop.create_task(reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGTERM, agent.request_shutdown)
+    loop.add_signal_handler(signal.SIGINT, agent.request_shutdown)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        await agent.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    return 0

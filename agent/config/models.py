@@ -1,0 +1,99 @@
+"""The whole configuration file: AgentConfig and its sections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+)
+
+from agent.config.checks import CheckConfig
+from agent.config.types import Duration, LabelName, StrictModel, listen_address
+
+# --------------------------------------------------------------------------- the rest
+
+
+class GlobalConfig(StrictModel):
+    scrape_interval: Duration = 15.0
+    """Default scrape interval (scraping comes with scrape_configs)."""
+    evaluation_interval: Duration = 15.0
+    """Default rule evaluation interval."""
+    external_labels: dict[LabelName, str] = Field(default_factory=dict)
+    """Labels added to alerts and events leaving the agent."""
+
+
+class TLSServerConfig(StrictModel):
+    cert_file: str
+    """Server certificate file."""
+    key_file: str
+    """Server key file."""
+
+
+class WebConfig(StrictModel):
+    """HTTP server security, as Prometheus exporter-toolkit's web configuration."""
+
+    tls_server_config: TLSServerConfig | None = None
+    """Serve HTTPS with this certificate."""
+    basic_auth_users: dict[str, SecretStr] = Field(default_factory=dict)
+    """User → bcrypt hash; when set, every endpoint needs basic auth."""
+    enable_lifecycle: bool = False
+    """Enable POST /-/reload and /-/quit."""
+
+    @field_validator("basic_auth_users")
+    @classmethod
+    def _bcrypt(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for user, hashed in v.items():
+            if not hashed.get_secret_value().startswith(("$2a$", "$2b$", "$2y$")):
+                raise ValueError(f"password of user {user!r} must be a bcrypt hash")
+        return v
+
+
+class JsonlSinkConfig(StrictModel):
+    path: str = "pilot-events.jsonl"
+    """Event log file."""
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    """Rotate past this size."""
+    backups: int = Field(default=5, ge=0)
+    """Rotated files kept."""
+    fsync: bool = False
+    """fsync after each event."""
+
+
+class EventsConfig(StrictModel):
+    source: str = "pilot-agent"
+    """CloudEvents `source` of every event."""
+    jsonl: JsonlSinkConfig = Field(default_factory=JsonlSinkConfig)
+    """The JSON-lines event log."""
+
+
+class AgentConfig(StrictModel):
+    """The whole configuration file."""
+
+    global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
+    """Defaults shared with Prometheus's `global` section."""
+    listen: Annotated[str, BeforeValidator(listen_address)] = "127.0.0.1:9700"
+    """Address of the HTTP server."""
+    web: WebConfig = Field(default_factory=WebConfig)
+    """HTTP server security, as exporter-toolkit's web config."""
+    checks: list[CheckConfig] = Field(default_factory=list)
+    """Synthetic checks."""
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    """Event stream."""
+    # Sections that later capabilities fill in; accepted now so files stay forward compatible.
+    scrape_configs: list[dict[str, Any]] = Field(default_factory=list)
+    """Reserved for scraping (accepted, not used yet)."""
+    rule_files: list[str] = Field(default_factory=list)
+    """Reserved for rules (accepted, not used yet)."""
+    alerting: dict[str, Any] = Field(default_factory=dict)
+    """Reserved for Alertmanager delivery (accepted, not used yet)."""
+    state: dict[str, Any] = Field(default_factory=dict)
+    """Reserved for the state store (accepted, not used yet)."""
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return (host.strip("[]") or "0.0.0.0", int(port))
