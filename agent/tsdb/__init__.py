@@ -1,0 +1,1 @@
+"""In-memory time-series store: float samples per series, retention, staleness."""
