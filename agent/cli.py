@@ -122,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "simulator":
             from agent.demo.simulator import main as simulator_main
+            from agent.logs import configure_logging
 
+            configure_logging()
             argv_sim = ["--host", args.host, "--port", str(args.port)]
             if args.tls_port is not None:
                 argv_sim += ["--tls-port", str(args.tls_port)]

@@ -4,7 +4,8 @@ Logs are JSON when stderr is not a TTY and a readable console rendering when it
 is. Context variables (``check=``, ``rule=``) come first, and a
 :class:`~agent.secrets.Scrubber` runs last before rendering, so no secret reaches
 a log line. Sentry starts only when ``SENTRY_DSN`` is set, with
-``send_default_pii=False`` and the same scrubber in ``before_send``.
+the equivalent of ``send_default_pii=False`` (sentry-sdk's ``data_collection``)
+and the same scrubber in ``before_send``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def init_sentry(env: Mapping[str, str], release: str) -> bool:
         dsn=dsn,
         release=f"pilot-agent@{release}",
         environment=env.get("SENTRY_ENVIRONMENT", "pilot"),
-        send_default_pii=False,
+        # `send_default_pii=False`, as sentry-sdk 2.7x spells it (the old flag is deprecated):
+        # no user identity, no HTTP bodies, no frame variables (where secrets would live).
+        data_collection={"user_info": False, "http_bodies": [], "stack_frame_variables": False},
         before_send=before_send,
         before_send_transaction=before_send,
     )

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import asyncpg
 import structlog
 
 from agent.checks.base import ProbeReport
-from agent.checks.tcp import os_reason, split_host_port
+from agent.checks.tcp import CLOSE_GRACE, os_reason, split_host_port
 from agent.checks.tlsutil import translate_tls_error, verify_error
 from agent.config import PostgresCheck
 from agent.errors import (
@@ -55,8 +56,11 @@ class PostgresChecker:
                 raise _translate(exc, self._spec.target) from exc
             raise
         try:
-            await conn.close()
-        except BaseException:
+            await conn.close(timeout=CLOSE_GRACE)
+        except Exception as exc:  # the query passed; an untidy goodbye does not fail the check
+            log.debug("postgres_close_failed", error=exc.__class__.__name__)
+            conn.terminate()
+        except asyncio.CancelledError:
             conn.terminate()
             raise
 

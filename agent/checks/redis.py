@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agent.checks.base import ProbeReport
-from agent.checks.tcp import split_host_port
+from agent.checks.tcp import CLOSE_GRACE, split_host_port
 from agent.checks.tlsutil import (
     build_ssl_context,
     server_hostname,
@@ -124,10 +124,13 @@ class RedisChecker:
 
 
 async def _disconnect(conn: Connection, *, nowait: bool) -> None:
+    """Close the connection; drop it at once if closing stalls or we are cancelled."""
     try:
-        await conn.disconnect(nowait=nowait)
-    except (RedisError, OSError) as exc:
+        async with asyncio.timeout(CLOSE_GRACE):
+            await conn.disconnect(nowait=nowait)
+    except (RedisError, OSError, TimeoutError) as exc:
         log.debug("redis_disconnect_failed", error=exc.__class__.__name__)
+        await conn.disconnect(nowait=True)
     except asyncio.CancelledError:
         await conn.disconnect(nowait=True)
         raise

@@ -25,6 +25,7 @@ from agent.errors import CheckConnectError, CheckFailed, ComponentStateError
 log = structlog.get_logger(__name__)
 
 MAX_EXPECT_BYTES = 1024 * 1024
+CLOSE_GRACE = 1.0
 _CHUNK = 64 * 1024
 
 
@@ -73,12 +74,14 @@ async def open_stream(
 
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:
-    """Close politely; if cancelled meanwhile, drop the connection at once."""
+    """Close politely, but give up after :data:`CLOSE_GRACE` seconds (a TLS peer that
+    never answers our close_notify) or when cancelled: then drop the connection at once."""
     writer.close()
     try:
-        await writer.wait_closed()
-    except OSError:  # the peer reset the connection while we closed it: nothing to report
-        pass
+        async with asyncio.timeout(CLOSE_GRACE):
+            await writer.wait_closed()
+    except (OSError, TimeoutError):  # reset while closing, or no answer: nothing to report
+        writer.transport.abort()
     except asyncio.CancelledError:
         writer.transport.abort()
         raise

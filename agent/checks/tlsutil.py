@@ -7,6 +7,8 @@ True
 
 from __future__ import annotations
 
+import functools
+import os
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +28,23 @@ _ENCODING_DER = 2  # _ssl.ENCODING_DER, for the private Certificate.public_bytes
 def build_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
     """A client context that verifies chain and hostname unless ``insecure_skip_verify``.
 
+    Contexts are shared between checks with the same settings (loading the system's
+    CA store takes tens of milliseconds) and rebuilt when a configured file changes.
     A file that cannot be loaded raises :class:`CheckFailed` naming the setting.
     """
+    stamps = tuple(_mtime(p) for p in (tls.ca_file, tls.cert_file, tls.key_file))
+    return _cached_context(tls, stamps)
+
+
+def _mtime(path: str | None) -> float | None:
+    try:
+        return os.stat(path).st_mtime if path is not None else None
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_context(tls: TLSConfig, _stamps: tuple[float | None, ...]) -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(cafile=tls.ca_file)
     except (OSError, ssl.SSLError) as exc:

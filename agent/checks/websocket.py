@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 import time
 from typing import Any
 
@@ -94,7 +95,7 @@ class WebsocketChecker:
         except InvalidHandshake as exc:
             raise CheckFailed(f"handshake with {where} failed: {exc.__class__.__name__}") from exc
         except OSError as exc:
-            if verify_error(exc) is not None:
+            if isinstance(exc, ssl.SSLError) or verify_error(exc) is not None:
                 raise translate_tls_error(exc) from exc
             raise CheckConnectError(f"connect to {where} failed: {os_reason(exc)}") from exc
         report.phases["connect"] = time.perf_counter() - started

@@ -314,7 +314,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator until SIGINT or SIGTERM; return the process exit status."""
     args = _parser().parse_args(argv)
-    configure_logging()
     try:
         asyncio.run(_serve_until_signalled(args.host, args.port, args.tls_port))
     except OSError as exc:
@@ -324,4 +323,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    configure_logging()
     raise SystemExit(main())

@@ -68,6 +68,8 @@ class Certs:
     wrong_host: Pair  # only wrong.example
     self_signed: Pair
     soon: Pair  # two days left
+    short_ca: str  # a second CA with ten days left...
+    outlives_ca: Pair  # ...that signed this 30-day leaf
 
 
 Issued = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
@@ -108,9 +110,11 @@ def _write(dir: Path, stem: str, issued: Issued) -> Pair:
 
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    """A CA plus valid, expired, wrong-host, self-signed and soon-expiring server certs."""
+    """A CA plus valid, expired, wrong-host, self-signed and soon-expiring server certs,
+    and a 30-day leaf from a second CA that expires in 10 days."""
     dir = tmp_path_factory.mktemp("certs")
     ca = _issue("pilot-agent test CA", None, [], (-1, 365))
+    short_ca = _issue("pilot-agent short-lived CA", None, [], (-1, 10))
     local = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     wrong: list[x509.GeneralName] = [x509.DNSName("wrong.example")]
     return Certs(
@@ -120,6 +124,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
         wrong_host=_write(dir, "wrong", _issue("wrong", ca, wrong, (-1, 30))),
         self_signed=_write(dir, "self", _issue("self", None, local, (-1, 30))),
         soon=_write(dir, "soon", _issue("soon", ca, local, (-1, 2))),
+        short_ca=_write(dir, "short-ca", short_ca).cert,
+        outlives_ca=_write(dir, "outlives", _issue("outlives", short_ca, local, (-1, 30))),
     )
 
 
@@ -325,7 +331,8 @@ def servers(certs: Certs) -> Iterator[Servers]:
         wss=free_port(),
         silent=free_port(),
         tls={
-            name: free_port() for name in ("valid", "expired", "wrong_host", "self_signed", "soon")
+            name: free_port()
+            for name in ("valid", "expired", "wrong_host", "self_signed", "soon", "outlives_ca")
         },
     )
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 import pytest
 import structlog
@@ -20,6 +24,7 @@ from agent.checks.postgres import PostgresChecker
 from agent.checks.redis import RedisChecker
 from agent.checks.tcp import TcpChecker
 from agent.checks.tls import TlsChecker
+from agent.checks.tlsutil import build_ssl_context
 from agent.checks.websocket import WebsocketChecker
 from agent.config import CheckConfig, TLSConfig
 from agent.errors import (
@@ -338,6 +343,25 @@ async def test_aclose_is_idempotent_and_final() -> None:
     await checker.aclose()
     with pytest.raises(ComponentStateError):
         await checker.probe(ProbeReport())
+
+
+async def test_unreadable_ca_file_fails_with_a_clear_reason() -> None:
+    """A tls_config naming a missing CA file fails the run, naming the setting."""
+    checker = build_checker(
+        CheckConfig(name="api", http={"url": URL, "tls_config": {"ca_file": "/nonexistent.pem"}})
+    )
+    reason, _ = await failure(checker)
+    assert reason == "tls_config: cannot load ca_file: No such file or directory"
+
+
+def test_ssl_contexts_are_shared_until_a_file_changes(tmp_path: Path) -> None:
+    """Checks with equal tls_config share one SSLContext; a rewritten CA file gets a new one."""
+    ca = tmp_path / "ca.pem"
+    shutil.copy(certifi.where(), ca)
+    first = build_ssl_context(TLSConfig(ca_file=str(ca)))
+    assert build_ssl_context(TLSConfig(ca_file=str(ca))) is first
+    os.utime(ca, (0, 12345))
+    assert build_ssl_context(TLSConfig(ca_file=str(ca))) is not first
 
 
 @pytest.mark.parametrize(
