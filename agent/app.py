@@ -1,7 +1,9 @@
 """The composition root: the only module that wires every component together.
 
-Components are entered in data-flow order in one ``AsyncExitStack`` (event sink,
-check scheduler, HTTP server), so shutdown runs in reverse: stop intake (the
+Check results flow into the history (``/metrics``, status page), the event sink
+and the in-memory series store (PromQL over ``/api/v1/query``). Components are
+entered in data-flow order in one ``AsyncExitStack`` (event sink, check
+scheduler, store retention, HTTP server), so shutdown runs in reverse: stop intake (the
 HTTP server), stop scheduling and let in-flight checks finish within the grace
 period, then flush and close the sinks.
 
@@ -29,13 +31,19 @@ from agent.api.server import ApiServer
 from agent.checks.base import Checker
 from agent.checks.factory import build_checker
 from agent.checks.history import CheckHistory
+from agent.checks.probe_series import ProbeSeriesWriter
 from agent.checks.results import ResultPipeline
 from agent.checks.scheduler import CheckScheduler
 from agent.config import AgentConfig, CheckConfig, WebConfig, load_config
 from agent.errors import ConfigError
 from agent.events.jsonl import JsonlEventSink
 from agent.logs import SCRUBBER
+from agent.promql.engine import PromQLEngine
+from agent.promql.value import Engine
 from agent.secrets import collect_secrets
+from agent.tasks import PeriodicTask
+from agent.tsdb.base import Queryable
+from agent.tsdb.store import SeriesStore
 from exporters.agent import AgentMetrics
 from exporters.probe import ProbeCollector
 
@@ -66,6 +74,9 @@ class Agent:
         self._ready = False
         self._scheduler: CheckScheduler | None = None
         self.history = CheckHistory()
+        self.store = SeriesStore(retention_ms=round(config.storage.retention * 1000))
+        self._engine = PromQLEngine(lookback_delta_ms=round(config.storage.lookback_delta * 1000))
+        self._probe_writer = ProbeSeriesWriter(self.store, labels_of=self._labels_of)
         self.registry = CollectorRegistry()
         self.metrics = AgentMetrics(self.registry, version=__version__)
         self.registry.register(ProbeCollector(self.history, self.checks))
@@ -81,6 +92,14 @@ class Agent:
     @property
     def config(self) -> AgentConfig:
         return self._config
+
+    @property
+    def storage(self) -> Queryable:
+        return self.store
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     def checks(self) -> Sequence[CheckConfig]:
         return self._config.checks
@@ -113,10 +132,11 @@ class Agent:
     def _apply(self, new: AgentConfig) -> None:
         old = self._config
         # Basic auth users and the lifecycle switch are read per request and apply at once.
-        restart_only = {
+        restart_only: dict[str, tuple[object, object]] = {
             "listen": (old.listen, new.listen),
             "web.tls_server_config": (old.web.tls_server_config, new.web.tls_server_config),
             "events": (old.events, new.events),
+            "storage": (old.storage, new.storage),
         }
         for section, (before, after) in restart_only.items():
             if before != after:
@@ -127,14 +147,21 @@ class Agent:
         if self._scheduler is not None:
             self._scheduler.apply(new.checks)
         self.history.retain(c.name for c in new.checks)
+        now_ms = round(self._clock() * 1000)
         for name in removed:
             self.metrics.forget_check(name)
+            self._probe_writer.forget(name, now_ms)
 
     def _labels_of(self, check: str) -> Mapping[str, str]:
         for c in self._config.checks:
             if c.name == check:
                 return c.labels
         return {}
+
+    def _compact_store(self) -> None:
+        dropped = self.store.compact(round(self._clock() * 1000))
+        if dropped:
+            log.debug("tsdb_compacted", samples_dropped=dropped)
 
     # ------------------------------------------------------------------ running
     async def run(self, started: asyncio.Event | None = None) -> None:
@@ -158,6 +185,7 @@ class Agent:
                 source=cfg.events.source,
                 clock=self._clock,
                 scrub=SCRUBBER.scrub_text,
+                listeners=[self._probe_writer.record],
             )
             self._scheduler = await stack.enter_async_context(
                 CheckScheduler(
@@ -167,6 +195,9 @@ class Agent:
                     clock=self._clock,
                     grace_seconds=self._grace,
                 )
+            )
+            await stack.enter_async_context(
+                PeriodicTask("tsdb_retention", 60.0, self._compact_store)
             )
             host, port = cfg.listen_host_port
             server = await stack.enter_async_context(

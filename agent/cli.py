@@ -5,6 +5,7 @@
     pilot-agent run --config FILE        run the agent (SIGHUP reloads, SIGTERM stops)
     pilot-agent check config FILE...     validate configuration files without running
     pilot-agent demo                     simulator + agent on embedded defaults
+    pilot-agent promqltest FILE...       run PromQL test files against the engine
     pilot-agent simulator                the pilot simulator alone
 
 Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--outage-for", type=float, default=30.0, help="seconds the outage lasts")
     demo.add_argument("--duration", type=float, default=0.0, help="stop after N s (0: Ctrl-C)")
     _log_args(demo)
+
+    # Dispatched before parsing (its own options live in agent.promql.testfile); listed for --help.
+    sub.add_parser("promqltest", help="run PromQL test files (Prometheus's format)")
 
     sim = sub.add_parser("simulator", help="run the pilot simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
@@ -112,6 +116,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["promqltest"]:
+        from agent.promql.testfile import main as promqltest_main
+
+        return promqltest_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "check":

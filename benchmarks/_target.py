@@ -16,7 +16,9 @@ import argparse
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 _BODY = b'{"status":"ok"}'
 _OK = (
@@ -108,6 +110,42 @@ async def serve(port: int, max_seconds: float) -> None:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+
+
+class TargetProcess:
+    """This server in a child process, pinned to ``cpu``; killed on exit.
+
+    >>> with TargetProcess(cpu=1, max_seconds=60) as target:    # doctest: +SKIP
+    ...     url = f"http://127.0.0.1:{target.port}/health"
+    """
+
+    def __init__(self, cpu: int | None, max_seconds: float) -> None:
+        self._cpu = cpu
+        self._max_seconds = max_seconds
+        self._proc: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    def __enter__(self) -> TargetProcess:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--port", "0"]
+        cmd += ["--max-seconds", str(self._max_seconds)]
+        if self._cpu is not None:
+            cmd += ["--cpu", str(self._cpu)]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "listening":
+            self.__exit__()
+            raise RuntimeError(f"target did not start: {line!r}")
+        self.port = int(line[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._proc is not None:
+            self._proc.wait(timeout=10)
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
 
 
 def main(argv: list[str] | None = None) -> int:

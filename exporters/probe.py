@@ -20,10 +20,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.checks.history import CheckHistory
+from agent.checks.probe_series import probe_samples
 from agent.config import CheckConfig
-from agent.model import CheckResult
-
-_HTTP_KINDS = frozenset({"http", "flow"})
 
 _HELP = {
     "probe_success": "Displays whether or not the probe was a success",
@@ -85,24 +83,6 @@ class ProbeCollector(Collector):
             if status is None:
                 continue
             labels = {**check.labels, "check": check.name}
-            _add_result(families, labels, status.latest)
+            for name, sample_labels, value in probe_samples(status.latest, labels):
+                families.add(name, sample_labels, value)
         return list(families.nonempty())
-
-
-def _add_result(families: _Families, labels: dict[str, str], result: CheckResult) -> None:
-    families.add("probe_success", labels, 1.0 if result.success else 0.0)
-    families.add("probe_duration_seconds", labels, result.duration_seconds)
-    if result.kind in _HTTP_KINDS:
-        families.add("probe_http_status_code", labels, float(result.status_code or 0))
-    for phase, seconds in sorted(result.phases.items()):
-        families.add("probe_http_duration_seconds", {**labels, "phase": phase}, seconds)
-    if result.ssl_earliest_cert_expiry is not None:
-        families.add("probe_ssl_earliest_cert_expiry", labels, result.ssl_earliest_cert_expiry)
-    if result.ssl_last_chain_expiry is not None:
-        families.add(
-            "probe_ssl_last_chain_expiry_timestamp_seconds", labels, result.ssl_last_chain_expiry
-        )
-    for step in result.steps:
-        step_labels = {**labels, "step": step.name}
-        families.add("probe_step_success", step_labels, 1.0 if step.success else 0.0)
-        families.add("probe_step_duration_seconds", step_labels, step.duration_seconds)

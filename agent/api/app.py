@@ -33,6 +33,7 @@ from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, ConfigDict
 
 from agent.api.auth import BasicAuthMiddleware
+from agent.api.query import QueryContext, add_query_routes
 from agent.api.status_page import render_status_page
 from agent.checks.history import CheckHistory, CheckStatus
 from agent.config import CheckConfig, WebConfig
@@ -44,7 +45,7 @@ log = structlog.get_logger(__name__)
 LIFECYCLE_DISABLED = "Lifecycle API is not enabled."
 
 
-class ApiContext(Protocol):
+class ApiContext(QueryContext, Protocol):
     """What the API needs from the running agent."""
 
     history: CheckHistory
@@ -111,6 +112,7 @@ def create_api(ctx: ApiContext, *, clock: Callable[[], float] = time.time) -> Fa
     _add_probe_routes(app, ctx)
     _add_lifecycle_routes(app, ctx)
     _add_check_routes(app, ctx, clock)
+    add_query_routes(app, ctx, clock)
     return app
 
 

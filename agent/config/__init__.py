@@ -33,6 +33,7 @@ from agent.config.models import (
     EventsConfig,
     GlobalConfig,
     JsonlSinkConfig,
+    StorageConfig,
     TLSServerConfig,
     WebConfig,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "KindConfig",
     "PostgresCheck",
     "RedisCheck",
+    "StorageConfig",
     "TLSConfig",
     "TLSServerConfig",
     "TcpCheck",

@@ -70,6 +70,22 @@ class EventsConfig(StrictModel):
     """The JSON-lines event log."""
 
 
+class StorageConfig(StrictModel):
+    """The in-memory time-series store and its query engine."""
+
+    retention: Duration = 6 * 3600.0
+    """How long samples are kept (Prometheus's --storage.tsdb.retention.time)."""
+    lookback_delta: Duration = 300.0
+    """How far back an instant selector looks (Prometheus's --query.lookback-delta)."""
+
+    @field_validator("retention", "lookback_delta")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+
 class AgentConfig(StrictModel):
     """The whole configuration file."""
 
@@ -83,6 +99,8 @@ class AgentConfig(StrictModel):
     """Synthetic checks."""
     events: EventsConfig = Field(default_factory=EventsConfig)
     """Event stream."""
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    """In-memory time-series store."""
     # Sections that later capabilities fill in; accepted now so files stay forward compatible.
     scrape_configs: list[dict[str, Any]] = Field(default_factory=list)
     """Reserved for scraping (accepted, not used yet)."""

@@ -102,3 +102,7 @@ class Appender(Protocol):
     def append(self, labels: Labels, t_ms: int, value: float) -> bool:
         """Add a sample; False (and counted) when it is out of order or a duplicate."""
         ...
+
+    def append_stale(self, labels: Labels, t_ms: int) -> bool:
+        """Mark an existing series stale at ``t_ms`` (it disappeared); False if not written."""
+        ...

@@ -21,6 +21,8 @@ from agent.checks.history import CheckHistory
 from agent.config import CheckConfig, WebConfig
 from agent.errors import ConfigError, ConfigProblem
 from agent.model import CheckResult, StepResult
+from agent.promql.engine import PromQLEngine
+from agent.tsdb.store import SeriesStore
 from exporters.agent import AgentMetrics
 from exporters.probe import ProbeCollector
 
@@ -47,6 +49,8 @@ class FakeAgent:
     web: WebConfig = field(default_factory=WebConfig)
     history: CheckHistory = field(default_factory=CheckHistory)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    storage: SeriesStore = field(default_factory=SeriesStore)
+    engine: PromQLEngine = field(default_factory=PromQLEngine)
     configured: list[CheckConfig] = field(default_factory=list)
     next_checks: list[CheckConfig] = field(default_factory=list)
     reload_error: ConfigError | None = None

@@ -1,0 +1,60 @@
+"""A periodic background job that its owner starts and stops.
+
+>>> task = PeriodicTask("compact", 60.0, lambda: store.compact(now_ms()))   # doctest: +SKIP
+>>> async with task: ...                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
+
+from agent.errors import ComponentStateError
+
+log = structlog.get_logger(__name__)
+
+
+class PeriodicTask:
+    """Calls ``fn`` every ``interval`` seconds; a failing call is logged and the loop goes on."""
+
+    def __init__(self, name: str, interval: float, fn: Callable[[], object]) -> None:
+        self._name = name
+        self._interval = interval
+        self._fn = fn
+        self._task: asyncio.Task[None] | None = None
+        self._state = "new"
+
+    async def __aenter__(self) -> PeriodicTask:
+        if self._state != "new":
+            raise ComponentStateError(f"task {self._name} is {self._state}; it starts once")
+        self._task = asyncio.create_task(self._loop(), name=self._name)
+        self._task.add_done_callback(self._done)
+        self._state = "running"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                self._fn()
+            except Exception:
+                log.exception("periodic_task_failed", task=self._name)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("periodic_task_crashed", task=self._name, error=repr(task.exception()))
+
+    async def aclose(self) -> None:
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
