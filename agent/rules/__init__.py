@@ -1,0 +1,1 @@
+"""Alerting and recording rules: groups, the alert state machine, templates."""
