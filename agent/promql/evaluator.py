@@ -158,7 +158,8 @@ class Evaluation:
                 values = [values[i] for i in kept]
             total += len(values)
             out.append((data.labels, times, values))
-        self._count(total)
+        if not keep_stale:
+            self._count(total)
         self._fetched[id(vs)] = out
         return out
 
@@ -209,6 +210,7 @@ class Evaluation:
             labels.append(lb)
             values.append(v)
             times.append(ts[i])
+        self._count(len(values))
         return labels, values, times
 
     def _matrix_sel(self, node: Node, t: int) -> Value:

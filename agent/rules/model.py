@@ -99,7 +99,7 @@ class Alert:
 class OutgoingAlert:
     """What is handed to the notifier: Alertmanager v2's ``postableAlert`` in plain form.
 
-    ``ends_at`` is the resolve time once resolved, else ``valid_until`` (now + 4 ×
+    ``ends_at`` is the resolve time once resolved, else ``valid_until`` (now + 4 *
     max(evaluation interval, resend delay)), as Prometheus sends it.
     """
 
