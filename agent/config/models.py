@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Self
 
 from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
-from agent.config.checks import CheckConfig
-from agent.config.types import Duration, LabelName, StrictModel, listen_address
+from agent.config.checks import BasicAuth, CheckConfig, TLSConfig
+from agent.config.types import Duration, LabelName, StrictModel, listen_address, secret_or_file
 
 # --------------------------------------------------------------------------- the rest
 
@@ -42,6 +44,8 @@ class WebConfig(StrictModel):
     """User → bcrypt hash; when set, every endpoint needs basic auth."""
     enable_lifecycle: bool = False
     """Enable POST /-/reload and /-/quit."""
+    external_url: str | None = None
+    """URL the agent is reached at, for alert generator links (default: from `listen`)."""
 
     @field_validator("basic_auth_users")
     @classmethod
@@ -68,6 +72,38 @@ class EventsConfig(StrictModel):
     """CloudEvents `source` of every event."""
     jsonl: JsonlSinkConfig = Field(default_factory=JsonlSinkConfig)
     """The JSON-lines event log."""
+
+
+class RuleDatasourceConfig(StrictModel):
+    """A Prometheus-compatible query API that rules read instead of the local store."""
+
+    url: str
+    """Base URL, e.g. `http://prometheus:9090` (the agent calls `/api/v1/query`)."""
+    timeout: Duration = 30.0
+    """Timeout of one query."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra request headers."""
+    basic_auth: BasicAuth | None = None
+    """HTTP basic auth."""
+    bearer_token: SecretStr | None = None
+    """Bearer token (prefer bearer_token_file)."""
+    bearer_token_file: str | None = None
+    """File holding the bearer token."""
+    tls_config: TLSConfig = Field(default_factory=TLSConfig)
+    """TLS settings."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"url must be an absolute http:// or https:// URL, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Self:
+        token = secret_or_file(self.bearer_token, self.bearer_token_file, "bearer_token")
+        object.__setattr__(self, "bearer_token", token)
+        return self
 
 
 class StorageConfig(StrictModel):
@@ -105,7 +141,9 @@ class AgentConfig(StrictModel):
     scrape_configs: list[dict[str, Any]] = Field(default_factory=list)
     """Reserved for scraping (accepted, not used yet)."""
     rule_files: list[str] = Field(default_factory=list)
-    """Reserved for rules (accepted, not used yet)."""
+    """Rule files in Prometheus's format; globs allowed, relative to the config file."""
+    rule_datasource: RuleDatasourceConfig | None = None
+    """Evaluate rules against this query API instead of the local store."""
     alerting: dict[str, Any] = Field(default_factory=dict)
     """Reserved for Alertmanager delivery (accepted, not used yet)."""
     state: dict[str, Any] = Field(default_factory=dict)

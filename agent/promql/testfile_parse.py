@@ -25,15 +25,9 @@ the next block. Series that our engine cannot hold (native histograms ``{{...}}`
 >>> stmts = parse_script("load 1m\\n  up{job=\\"a\\"} 1+1x2 _ stale\\n")
 >>> stmts[0].series[0].values[:3]
 (1.0, 2.0, 3.0)
->>> expand_values("_x2 5x1 1-1x2")
-(None, None, 5.0, 5.0, 1.0, 0.0, -1.0)
 
-:func:`at_modifier_variant` rewrites an expression the way the harness does for
-its extra instant runs: every selector and subquery not inside a subquery gets
-``@ <t>`` unless it already has a numeric ``@``.
-
->>> at_modifier_variant("rate(x[5m]) + y @ start()", 60_000)
-'rate(x[5m] @ 60.000) + y @ 60.000'
+The value notations (durations, ``1+2x3``, label sets, quoted strings) are read by
+:mod:`agent.promql.testfile_values`.
 """
 
 from __future__ import annotations
@@ -41,14 +35,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from agent.tsdb.base import STALE_NAN, Labels, labels_from
-
-_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_MS |= {"w": 7 * _MS["d"], "y": 365 * _MS["d"]}
-_DURATION = re.compile(
-    r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?"
+from agent.promql.testfile_values import (
+    Values,
+    expand_values,
+    parse_duration_ms,
+    parse_number,
+    split_series,
+    unquote,
 )
-_DURATION_UNITS = ("y", "w", "d", "h", "m", "s", "ms")
+from agent.tsdb.base import Labels, labels_from
 
 _LOAD = re.compile(r"^load(?:_(with_nhcb))?\s+(.+?)$")
 _EVAL_INSTANT = re.compile(
@@ -61,15 +56,6 @@ _EXPECT = re.compile(r"^expect\s+(ordered|fail|warn|no_warn|info|no_info)(?:\s+(
 _EXPECT_RANGE = re.compile(r"^expect range vector\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+)$")
 _EXPECT_STRING = "expect string"
 
-_NUM = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[iI][nN][fF]|[nN][aA][nN]"
-_ITEM = re.compile(rf"(?P<base>[+-]?(?:{_NUM}))(?:(?P<inc>[+-](?:{_NUM}))?x(?P<times>[0-9]+))?")
-_BLANKS = re.compile(r"_x([0-9]+)")
-_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-Values = tuple[float | None, ...]
-"""Expanded sample values; ``None`` is a missing point (``_``), stale is :data:`STALE_NAN`."""
-
 
 class ScriptError(ValueError):
     """A statement of the script that cannot be read; ``line`` is 1-based."""
@@ -77,169 +63,6 @@ class ScriptError(ValueError):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)
         self.line = line
-
-
-def parse_duration_ms(text: str) -> int:
-    """A Prometheus duration (``1h30m``, ``500ms``, ``0``) in milliseconds.
-
-    >>> parse_duration_ms("1m30s"), parse_duration_ms("0")
-    (90000, 0)
-    """
-    if text == "0":
-        return 0
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
-        raise ValueError(f"not a valid duration string: {text!r}")
-    return sum(int(n) * _MS[u] for n, u in zip(match.groups(), _DURATION_UNITS, strict=True) if n)
-
-
-def _number(text: str) -> float:
-    low = text.lower().lstrip("+-")
-    if low in ("inf", "nan"):
-        value = float("nan") if low == "nan" else float("inf")
-        return -value if text.startswith("-") else value
-    return float(text)
-
-
-def expand_values(text: str) -> Values:
-    """Expand the series-value notation: ``1+2x3`` is 1 3 5 7, ``_x2`` two gaps.
-
-    ``a+bxN`` and ``a-bxN`` give N+1 values by repeated addition (as Prometheus
-    does), ``axN`` repeats ``a`` N+1 times, ``_`` is a missing point, ``stale`` a
-    stale marker, and ``Inf``/``NaN`` may carry a sign.
-    """
-    out: list[float | None] = []
-    for item in text.split():
-        if item == "_":
-            out.append(None)
-        elif item == "stale":
-            out.append(STALE_NAN)
-        elif blanks := _BLANKS.fullmatch(item):
-            out.extend([None] * int(blanks.group(1)))
-        elif m := _ITEM.fullmatch(item):
-            value = _number(m["base"])
-            if m["times"] is None:
-                out.append(value)
-                continue
-            step = _number(m["inc"]) if m["inc"] else 0.0
-            for _ in range(int(m["times"]) + 1):
-                out.append(value)
-                value += step
-        else:
-            raise ValueError(f"invalid series value {item!r}")
-    return tuple(out)
-
-
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-_ESCAPES |= {"\\": "\\", "'": "'", '"': '"', "`": "`"}
-
-
-def unquote(text: str) -> str:
-    """Unquote a PromQL/Go string literal: ``"..."`` or ``'...'`` with escapes, or raw ```...```."""
-    if len(text) < 2 or text[0] not in "\"'`" or text[-1] != text[0]:
-        raise ValueError(f"not a quoted string: {text!r}")
-    body = text[1:-1]
-    if text[0] == "`":
-        return body
-    out, i = [], 0
-    while i < len(body):
-        ch = body[i]
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        code = body[i + 1 : i + 2]
-        widths = {"x": 2, "u": 4, "U": 8}
-        if code in _ESCAPES:
-            out.append(_ESCAPES[code])
-            i += 2
-        elif code in widths:
-            out.append(chr(int(body[i + 2 : i + 2 + widths[code]], 16)))
-            i += 2 + widths[code]
-        elif code.isdigit():
-            out.append(chr(int(body[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            raise ValueError(f"unknown escape sequence in {text!r}")
-    return "".join(out)
-
-
-def _scan_string(text: str, start: int) -> int:
-    """Index just past the quoted string starting at ``text[start]``."""
-    quote, i = text[start], start + 1
-    while i < len(text):
-        if text[i] == "\\" and quote != "`":
-            i += 2
-            continue
-        if text[i] == quote:
-            return i + 1
-        i += 1
-    raise ValueError("unterminated quoted string")
-
-
-def _parse_label_set(text: str, labels: dict[str, str]) -> None:
-    """Fill ``labels`` from the inside of ``{...}``: ``a="b", "utf8.name"="c", "metric"``."""
-    i = 0
-    while True:
-        while i < len(text) and text[i] in " \t,":
-            i += 1
-        if i >= len(text):
-            return
-        quoted = text[i] in "\"'`"
-        if quoted:
-            end = _scan_string(text, i)
-            name = unquote(text[i:end])
-        elif m := _LABEL_NAME.match(text, i):
-            name, end = m.group(), m.end()
-        else:
-            raise ValueError(f"unexpected {text[i:]!r} in label set")
-        rest = text[end:].lstrip()
-        if not rest.startswith("=") and quoted:
-            labels["__name__"] = name
-            i = len(text) - len(rest)
-            continue
-        j = len(text) - len(rest[1:].lstrip())
-        if not rest.startswith("=") or j >= len(text) or text[j] not in "\"'`":
-            raise ValueError(f"label {name!r} needs a quoted value")
-        end = _scan_string(text, j)
-        labels[name] = unquote(text[j:end])
-        i = end
-
-
-def split_series(line: str) -> tuple[Labels, str]:
-    """Split ``metric{labels} <values>`` into its labels and the raw values text."""
-    labels: dict[str, str] = {}
-    i = 0
-    if m := _IDENT.match(line):
-        labels["__name__"] = m.group()
-        i = m.end()
-    if line[i : i + 1] == "{":
-        j = i + 1
-        while j < len(line) and line[j] != "}":
-            j = _scan_string(line, j) if line[j] in "\"'`" else j + 1
-        if j >= len(line):
-            raise ValueError("unclosed label set")
-        _parse_label_set(line[i + 1 : j], labels)
-        i = j + 1
-    if i == 0 or line[i : i + 1] not in (" ", "\t") or not line[i:].strip():
-        raise ValueError(f"invalid series description {line!r}")
-    return labels_from(labels), line[i:].strip()
-
-
-def parse_number(text: str) -> float | None:
-    """The number a whole line holds (Go's ParseInt base 0, then ParseFloat), or None."""
-    try:
-        if re.fullmatch(r"[+-]?0[0-7]+", text):
-            return float(int(text, 8))
-        return float(int(text, 0))
-    except ValueError:
-        pass
-    if not re.fullmatch(r"[+-]?(?:[0-9.]+(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)", text, re.I):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 # --- statements ----------------------------------------------------------------------
@@ -575,201 +398,3 @@ def _parse_expected_series(ev: Eval, line: str, n: int, position: int) -> None:
         raise ScriptError(n, "expecting multiple values in instant evaluation not allowed")
     ev.expected[labels] = (position, values)
     ev.expected_scalar = None
-
-
-# --- the harness's @-modifier rewrite --------------------------------------------------
-
-_TOKEN = re.compile(
-    r"""(?P<ws>\s+|\#[^\n]*)
-    |(?P<str>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)
-    |(?P<dur>(?:[0-9]+(?:ms|[smhdwy]))+(?![\w.]))
-    |(?P<num>0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-    |(?P<ident>[a-zA-Z_][\w:]*)
-    |(?P<op>==|!=|>=|<=|=~|!~|[-+*/%^<>=,(){}\[\]@:])""",
-    re.X,
-)
-_AGGREGATORS = frozenset({"sum", "avg", "count", "min", "max", "group", "stddev", "stdvar"})
-_AGGREGATORS |= {"topk", "bottomk", "count_values", "quantile", "limitk", "limit_ratio"}
-_BINOPS = frozenset(("+", "-", "*", "/", "%", "^", "==", "!=", ">", "<", ">=", "<="))
-_BINOPS |= {"and", "or", "unless", "atan2"}
-
-
-@dataclass(slots=True)
-class _Target:
-    """A selector or subquery: where its text ends, and any ``@`` it carries."""
-
-    end: int
-    at: tuple[int, int] | None = None
-    at_numeric: bool = False
-    nested: bool = False
-
-
-class _Scanner:
-    """Finds selector and subquery spans in a PromQL expression (no semantic checks)."""
-
-    def __init__(self, text: str) -> None:
-        self.toks: list[tuple[str, str, int, int]] = []
-        pos = 0
-        while pos < len(text):
-            m = _TOKEN.match(text, pos)
-            if m is None:
-                raise ValueError(f"unexpected character at {pos}")
-            kind = m.lastgroup or ""
-            if kind != "ws":
-                self.toks.append((kind, m.group(), m.start(), m.end()))
-            pos = m.end()
-        self.i = 0
-        self.targets: list[_Target] = []
-
-    def peek(self, ahead: int = 0) -> str:
-        j = self.i + ahead
-        return self.toks[j][1] if j < len(self.toks) else ""
-
-    def take(self, expected: str | None = None) -> tuple[str, str, int, int]:
-        if self.i >= len(self.toks) or (expected is not None and self.peek() != expected):
-            raise ValueError(f"expected {expected or 'a token'} at token {self.i}")
-        self.i += 1
-        return self.toks[self.i - 1]
-
-    def skip_group(self, open_: str, close: str) -> int:
-        """Consume a balanced ``open_ ... close`` group; return the end offset."""
-        self.take(open_)
-        depth = 1
-        while depth:
-            tok = self.take()
-            depth += (tok[1] == open_) - (tok[1] == close)
-        return self.toks[self.i - 1][3]
-
-    def expr(self) -> None:
-        self.unary()
-        while self.peek().lower() in _BINOPS:
-            self.take()
-            if self.peek().lower() == "bool":
-                self.take()
-            if self.peek().lower() in ("on", "ignoring"):
-                self.take()
-                self.skip_group("(", ")")
-            if self.peek().lower() in ("group_left", "group_right"):
-                self.take()
-                if self.peek() == "(":
-                    self.skip_group("(", ")")
-            while (
-                self.peek().lower() in ("fill", "fill_left", "fill_right") and self.peek(1) == "("
-            ):
-                self.take()
-                self.skip_group("(", ")")
-            self.unary()
-
-    def unary(self) -> None:
-        while self.peek() in ("+", "-"):
-            self.take()
-        self.postfix()
-
-    def postfix(self) -> None:
-        first = len(self.targets)
-        current = self.primary()
-        while True:
-            if self.peek() == "[":
-                start = self.i
-                end = self.skip_group("[", "]")
-                if ":" in (t[1] for t in self.toks[start : self.i]):
-                    for target in self.targets[first:]:
-                        target.nested = True
-                    current = _Target(end)
-                    self.targets.append(current)
-                elif current is not None:
-                    current.end = end
-            elif self.peek().lower() == "offset":
-                self.take()
-                if self.peek() in ("+", "-"):
-                    self.take()
-                end = self.take()[3]
-                if current is not None:
-                    current.end = max(current.end, end)
-            elif self.peek() == "@":
-                self.at_modifier(current)
-            else:
-                return
-
-    def at_modifier(self, target: _Target | None) -> None:
-        start = self.take("@")[2]
-        if self.peek() in ("+", "-"):
-            self.take()
-        kind, value, _, end = self.take()
-        numeric = kind == "num" or value.lower() in ("inf", "nan")
-        if not numeric:
-            self.take("(")
-            end = self.take(")")[3]
-        if target is not None:
-            target.at, target.at_numeric = (start, end), numeric
-            target.end = max(target.end, end)
-
-    def primary(self) -> _Target | None:
-        kind, value, _, end = self.toks[self.i] if self.i < len(self.toks) else ("", "", 0, 0)
-        if kind in ("num", "str") or value.lower() in ("inf", "nan"):
-            self.take()
-            return None
-        if value == "(":
-            self.take()
-            self.expr()
-            self.take(")")
-            return None
-        if kind == "ident" and (self.peek(1) == "(" or self._is_aggregation(value)):
-            self.call(value)
-            return None
-        if kind == "ident":
-            self.take()
-        elif value != "{":
-            raise ValueError(f"unexpected {value!r}")
-        if self.peek() == "{":
-            end = self.skip_group("{", "}")
-        target = _Target(end)
-        self.targets.append(target)
-        return target
-
-    def _is_aggregation(self, name: str) -> bool:
-        return name.lower() in _AGGREGATORS and self.peek(1).lower() in ("by", "without")
-
-    def call(self, name: str) -> None:
-        self.take()
-        grouping = name.lower() in _AGGREGATORS
-        if grouping and self.peek().lower() in ("by", "without"):
-            self.take()
-            self.skip_group("(", ")")
-        self.take("(")
-        while self.peek() != ")":
-            self.expr()
-            if self.peek() == ",":
-                self.take()
-        self.take(")")
-        if grouping and self.peek().lower() in ("by", "without"):
-            self.take()
-            self.skip_group("(", ")")
-
-
-def at_modifier_variant(expr: str, t_ms: int) -> str | None:
-    """``expr`` with ``@ t`` on every top-level selector and subquery, or None if unreadable.
-
-    As in Prometheus's harness: selectors inside a subquery are left alone (the
-    subquery gets the ``@``); a numeric ``@`` is kept; ``@ start()`` and ``@ end()``
-    become ``@ t``.
-    """
-    try:
-        scanner = _Scanner(expr)
-        scanner.expr()
-        if scanner.i != len(scanner.toks):
-            return None
-    except (ValueError, IndexError):
-        return None
-    at = f"@ {t_ms / 1000:.3f}"
-    edits: list[tuple[int, int, str]] = []
-    for target in scanner.targets:
-        if target.nested or target.at_numeric:
-            continue
-        if target.at is not None:
-            edits.append((target.at[0], target.at[1], at))
-        else:
-            edits.append((target.end, target.end, " " + at))
-    for start, end, text in sorted(edits, reverse=True):
-        expr = expr[:start] + text + expr[end:]
-    return expr

@@ -7,10 +7,8 @@ import datetime as dt
 import signal
 import socket
 import ssl
-import subprocess
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from agent.errors import ComponentStateError
 from agent.model import CheckResult
 from exporters.agent import AgentMetrics
 from exporters.probe import ProbeCollector
-from tests.support import free_port, require_binary
+from tests.prometheus import run_prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -86,46 +84,6 @@ scrape_configs:
 """
 
 
-@asynccontextmanager
-async def _prometheus(tmp_path: Path, config: str) -> AsyncIterator[httpx.AsyncClient]:
-    """Run Prometheus on a free port with ``config``; yield a client for its API once ready."""
-    binary = require_binary("prometheus")
-    (tmp_path / "prometheus.yml").write_text(config)
-    port = free_port()
-    with (tmp_path / "prometheus.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-                await _until_ready(client, proc)
-                yield client
-        finally:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
-async def _until_ready(client: httpx.AsyncClient, proc: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and proc.returncode is None:
-        try:
-            if (await client.get("/-/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"Prometheus did not become ready (exit code {proc.returncode})")
-
-
 async def _up_by_job(client: httpx.AsyncClient) -> dict[str, str]:
     r = await client.get("/api/v1/query", params={"query": "up"})
     r.raise_for_status()
@@ -139,7 +97,7 @@ async def test_prometheus_scrapes_open_and_basic_auth_targets(tmp_path: Path) ->
     secured_web = WebConfig(basic_auth_users={"prom": SecretStr(hashed)})
     async with _server(WebConfig()) as open_, _server(secured_web) as secured:
         config = PROMETHEUS_CONFIG.format(open=open_.port, secured=secured.port, password=password)
-        async with _prometheus(tmp_path, config) as client:
+        async with run_prometheus(tmp_path, config) as client:
             want = {"open": "1", "secured": "1", "no-credentials": "0"}
             deadline = time.monotonic() + 30
             up: dict[str, str] = {}

@@ -17,18 +17,9 @@ import pytest
 
 from agent.promql import testfile
 from agent.promql.testfile import FileResult, almost_equal, main, run_script
-from agent.promql.testfile_parse import (
-    Clear,
-    Eval,
-    Invalid,
-    Load,
-    at_modifier_variant,
-    expand_values,
-    parse_duration_ms,
-    parse_script,
-    split_series,
-    unquote,
-)
+from agent.promql.testfile_at import at_modifier_variant
+from agent.promql.testfile_parse import Clear, Eval, Invalid, Load, parse_script
+from agent.promql.testfile_values import expand_values, parse_duration_ms, split_series, unquote
 from agent.promql.value import (
     Matrix,
     QueryError,

@@ -1,0 +1,1 @@
+"""Remote query data sources for rule evaluation (a Prometheus-compatible HTTP API)."""
