@@ -12,7 +12,6 @@ count_values, topk, bottomk, limitk and limit_ratio, with ``by``/``without``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -22,6 +21,7 @@ from agent.promql.nodes import Aggregate, Node
 from agent.promql.rangefuncs import mean, quantile, variance
 from agent.promql.value import QueryError
 from agent.promql.vectors import Annotations, InstantVector, Value
+from agent.promql.xxhash import labels_hash
 from agent.tsdb.base import Labels
 
 NAN = math.nan
@@ -178,13 +178,8 @@ def _select(node: Aggregate, vec: InstantVector, param: Value | None, ann: Annot
     return InstantVector([vec.labels[i] for i in picked], [vec.values[i] for i in picked])
 
 
-def _label_hash(labels: Labels) -> int:
-    data = b"".join(n.encode() + b"\xff" + v.encode() + b"\xff" for n, v in labels)
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
-
-
 def _in_ratio(labels: Labels, ratio: float) -> bool:
-    offset = _label_hash(labels) / float(2**64 - 1)
+    offset = labels_hash(labels) / float(2**64 - 1)
     if ratio >= 0:
         return offset < ratio
     return offset >= 1.0 + ratio

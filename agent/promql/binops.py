@@ -153,19 +153,32 @@ def _result_labels(node: Binary, many: Labels, one: Labels) -> Labels:
     return lb
 
 
+def _apply(node: Binary, fl: float, fr: float) -> float | None:
+    """The result value for one matched pair, or None when a comparison filters it out."""
+    arith = ARITHMETIC.get(node.op)
+    if arith is not None:
+        return arith(fl, fr)
+    keep = COMPARISON[node.op](fl, fr)
+    if node.return_bool:
+        return 1.0 if keep else 0.0
+    return fl if keep else None
+
+
 def _vector_vector(node: Binary, lhs: InstantVector, rhs: InstantVector) -> InstantVector:
     sig = signature(node)
-    many, one = (rhs, lhs) if node.card == "one-to-many" else (lhs, rhs)
-    index = _one_side_index(node, one, sig)
-    arith = ARITHMETIC.get(node.op)
-    cmp = COMPARISON.get(node.op)
     swapped = node.card == "one-to-many"
+    many, one = (rhs, lhs) if swapped else (lhs, rhs)
+    # As in Prometheus, fill_left/fill_right name the sides after group_right's swap.
+    fill_one, fill_many = node.fill_right, node.fill_left
+    index = _one_side_index(node, one, sig)
     matched: dict[Labels, set[Labels] | None] = {}
+    seen: set[Labels] = set()
     out = InstantVector([], [])
     for lb, v in zip(many.labels, many.values, strict=True):
         s = sig(lb)
+        seen.add(s)
         j = index.get(s)
-        if j is None:
+        if j is None and fill_one is None:
             continue
         if node.card == "one-to-one":
             if s in matched:
@@ -174,24 +187,40 @@ def _vector_vector(node: Binary, lhs: InstantVector, rhs: InstantVector) -> Inst
                     "(group_left/group_right)"
                 )
             matched[s] = None
-        fl, fr = (one.values[j], v) if swapped else (v, one.values[j])
-        if arith is not None:
-            value = arith(fl, fr)
-        else:
-            assert cmp is not None
-            keep = cmp(fl, fr)
-            if node.return_bool:
-                value = 1.0 if keep else 0.0
-            elif not keep:
-                continue
-            else:
-                value = fl
-        metric = _result_labels(node, lb, one.labels[j])
+        other = fill_one if j is None else one.values[j]
+        assert other is not None
+        value = _apply(node, other, v) if swapped else _apply(node, v, other)
+        if value is None:
+            continue
+        metric = _result_labels(node, lb, () if j is None else one.labels[j])
         if node.card != "one-to-one":
             _check_unique(matched, s, metric)
         out.labels.append(metric)
         out.values.append(value)
+    if fill_many is not None:
+        _fill_unmatched_one_side(node, one, index, seen, fill_many, out)
+        return checked(out)
     return out
+
+
+def _fill_unmatched_one_side(
+    node: Binary,
+    one: InstantVector,
+    index: dict[Labels, int],
+    seen: set[Labels],
+    fill: float,
+    out: InstantVector,
+) -> None:
+    """``fill_*`` for the many side: one result, labelled by the match group, per lonely sample."""
+    swapped = node.card == "one-to-many"
+    for s, j in index.items():
+        if s in seen:
+            continue
+        v = one.values[j]
+        value = _apply(node, v, fill) if swapped else _apply(node, fill, v)
+        if value is not None:
+            out.labels.append(s)
+            out.values.append(value)
 
 
 def _check_unique(matched: dict[Labels, set[Labels] | None], sig: Labels, metric: Labels) -> None:

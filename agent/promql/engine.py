@@ -19,7 +19,11 @@ each step.
 from __future__ import annotations
 
 import logging
+import threading
+import traceback
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from agent.promql.evaluator import EvalOptions, Evaluation
 from agent.promql.nodes import MatrixSel, Node, StringLit, Subquery, parse_query
@@ -44,7 +48,10 @@ class PromQLEngine:
 
     ``lookback_delta_ms`` is how far back an instant selector looks for a
     sample; ``default_step_ms`` is the step of subqueries written without one;
-    ``max_samples`` (optional) bounds the samples one query may load.
+    ``max_samples`` (optional) bounds the samples one query may hold: every
+    sample a range selector loads plus every sample an instant selector returns
+    at each step. Parsed queries are cached (``parse_cache_size`` entries), so
+    re-evaluating a rule does not parse it again.
 
     >>> PromQLEngine(lookback_delta_ms=60_000).lookback_delta_ms
     60000
@@ -64,20 +71,14 @@ class PromQLEngine:
         self.max_samples = max_samples
         self._cache_size = parse_cache_size
         self._parsed: OrderedDict[str, Node] = OrderedDict()
+        self._lock = threading.Lock()
 
     def instant(self, storage: Queryable, query: str, t_ms: int) -> QueryResult:
         """Evaluate ``query`` at ``t_ms``: a Vector, Scalar, String or (for ``x[5m]``) Matrix."""
-        try:
+        with _only_query_errors():
             node = self._parse(query)
             ev = self._evaluation(storage, t_ms, t_ms, 0)
             return _instant_result(ev, node, t_ms)
-        except QueryError:
-            raise
-        except RecursionError as exc:
-            raise QueryError("query is too deeply nested", "execution") from exc
-        except Exception as exc:
-            log.exception("promql_internal_error")
-            raise QueryError(f"internal error: {type(exc).__name__}", "internal") from exc
 
     def range(
         self, storage: Queryable, query: str, start_ms: int, end_ms: int, step_ms: int
@@ -91,33 +92,48 @@ class PromQLEngine:
             )
         if end_ms < start_ms:
             raise QueryError("end timestamp must not be before start time", "bad_data")
-        try:
+        with _only_query_errors():
             node = self._parse(query)
             _check_range_type(node)
             ev = self._evaluation(storage, start_ms, end_ms, step_ms)
             return _range_result(ev, node, start_ms, end_ms, step_ms)
-        except QueryError:
-            raise
-        except RecursionError as exc:
-            raise QueryError("query is too deeply nested", "execution") from exc
-        except Exception as exc:
-            log.exception("promql_internal_error")
-            raise QueryError(f"internal error: {type(exc).__name__}", "internal") from exc
 
     def _evaluation(self, storage: Queryable, start: int, end: int, step: int) -> Evaluation:
         opts = EvalOptions(self.lookback_delta_ms, self.default_step_ms, self.max_samples)
         return Evaluation(storage, opts, start, end, step)
 
     def _parse(self, query: str) -> Node:
-        node = self._parsed.get(query)
-        if node is not None:
-            self._parsed.move_to_end(query)
-            return node
+        with self._lock:
+            node = self._parsed.get(query)
+            if node is not None:
+                self._parsed.move_to_end(query)
+                return node
         node = parse_query(query)
-        self._parsed[query] = node
-        if len(self._parsed) > self._cache_size:
-            self._parsed.popitem(last=False)
+        with self._lock:
+            self._parsed[query] = node
+            if len(self._parsed) > self._cache_size:
+                self._parsed.popitem(last=False)
         return node
+
+
+@contextmanager
+def _only_query_errors() -> Iterator[None]:
+    """Let QueryError through; turn anything else into an ``internal`` QueryError.
+
+    Only the exception's type and where it was raised are logged: its message
+    could carry label values or other data from the store.
+    """
+    try:
+        yield
+    except QueryError:
+        raise
+    except RecursionError as exc:
+        raise QueryError("query is too deeply nested", "execution") from exc
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+        log.error("promql_internal_error error_type=%s at=%s", type(exc).__name__, where)
+        raise QueryError(f"internal error: {type(exc).__name__}", "internal") from exc
 
 
 def _check_range_type(node: Node) -> None:

@@ -10,6 +10,7 @@ return what Prometheus returns.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from decimal import Decimal
 
 INF = math.inf
@@ -28,19 +29,27 @@ def kahan_inc(inc: float, total: float, comp: float) -> tuple[float, float]:
     return new, comp
 
 
-def kahan_sum(values: object) -> float:
-    """Compensated sum of an iterable of floats."""
+def kahan_terms(values: Sequence[float]) -> tuple[float, float]:
+    """Neumaier-compensated summation: ``(sum, compensation)``, as Prometheus sums floats.
+
+    Once the sum is infinite it stays infinite (or NaN), so the compensation is then
+    meaningless and callers check the sum first.
+    """
     total = 0.0
     comp = 0.0
-    for v in values:  # type: ignore[attr-defined]
+    for v in values:
         new = total + v
-        if math.isinf(new):
-            comp = 0.0
-        elif abs(total) >= abs(v):
+        if abs(total) >= abs(v):
             comp += (total - new) + v
         else:
             comp += (v - new) + total
         total = new
+    return total, comp
+
+
+def kahan_sum(values: Sequence[float]) -> float:
+    """The compensated sum of ``values``."""
+    total, comp = kahan_terms(values)
     if math.isinf(total):
         return total
     return total + comp

@@ -14,7 +14,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable
 
-from agent.promql.floats import format_g, parse_go_float
+from agent.promql.floats import format_g, go_div, parse_go_float
 from agent.promql.labels import get, metric_name, quote, with_label, without
 from agent.promql.rangefuncs import warn_quantile
 from agent.promql.value import QueryError
@@ -94,7 +94,7 @@ def bucket_quantile(q: float, buckets: Buckets) -> tuple[float, bool]:
         start = merged[b - 1][0]
         count -= merged[b - 1][1]
         rank -= merged[b - 1][1]
-    return start + (end - start) * (rank / count), forced
+    return start + (end - start) * go_div(rank, count), forced
 
 
 def bucket_fraction(lower: float, upper: float, buckets: Buckets) -> float:

@@ -86,7 +86,10 @@ class Aggregate:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Binary:
-    """A binary operation; ``card`` is one of one-to-one, many-to-one, one-to-many, many-to-many."""
+    """A binary operation; ``card`` is one of one-to-one, many-to-one, one-to-many, many-to-many.
+
+    ``fill_left``/``fill_right`` stand in for a missing left/right sample (``fill(v)``).
+    """
 
     op: str
     lhs: Node
@@ -96,6 +99,8 @@ class Binary:
     on: bool
     matching: tuple[str, ...]
     include: tuple[str, ...]
+    fill_left: float | None = None
+    fill_right: float | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -241,7 +246,11 @@ def _binary(expr: Any, fix: dict[str, str]) -> Binary:
     names = tuple(matching.labels) if matching is not None else ()
     include = tuple(mod.group_labels or ())
     lhs, rhs = convert(expr.lhs, fix), convert(expr.rhs, fix)
-    return Binary(op, lhs, rhs, bool(mod.return_bool), card, on, names, include)
+    fill = mod.fill_values
+    fill_left = None if fill is None or fill.lhs is None else float(fill.lhs)
+    fill_right = None if fill is None or fill.rhs is None else float(fill.rhs)
+    bool_ = bool(mod.return_bool)
+    return Binary(op, lhs, rhs, bool_, card, on, names, include, fill_left, fill_right)
 
 
 def _aggregate(expr: Any, fix: dict[str, str]) -> Aggregate:

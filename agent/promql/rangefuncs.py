@@ -4,7 +4,7 @@ Each works on one series' window (parallel timestamp and value sequences) and
 returns one float, or ``None`` when the series yields no output sample.
 
 >>> extrapolated_delta([0, 60_000], [0.0, 60.0], -60_000, 60_000, counter=True, per_second=True)
-1.0
+0.5
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from itertools import islice, pairwise
 from operator import gt
 
-from agent.promql.floats import kahan_inc, kahan_sum
-from agent.promql.labels import drop_name, metric_name
+from agent.promql.floats import format_g, kahan_inc, kahan_sum, kahan_terms
+from agent.promql.labels import NAME, drop_name, metric_name
 from agent.promql.value import QueryError
 from agent.promql.vectors import CallContext, InstantVector, RangeVector, Value, checked
 
@@ -91,8 +91,8 @@ def _rate_like(counter: bool, per_second: bool) -> Callable[[list[Value], CallCo
 
 
 def _warn_not_counter(rv: RangeVector, ctx: CallContext) -> None:
-    for lb in rv.labels:
-        name = metric_name(lb)
+    names = {lb[0][1] if lb and lb[0][0] == NAME else metric_name(lb) for lb in rv.labels}
+    for name in sorted(names):
         if name and not name.endswith(_COUNTER_SUFFIXES):
             ctx.annotations.info(
                 "metric might not be a counter, name does not end in "
@@ -208,7 +208,16 @@ def _avg(ts: Sequence[int], vs: Sequence[float]) -> float:
 
 
 def mean(vs: Sequence[float]) -> float:
-    """Mean with compensated summation, switching to an incremental mean on overflow."""
+    """The mean; on overflow or infinities, Prometheus's incremental mean."""
+    total, comp = kahan_terms(vs)
+    if math.isfinite(total):
+        n = len(vs)
+        return total / n + comp / n
+    return _incremental_mean(vs)
+
+
+def _incremental_mean(vs: Sequence[float]) -> float:
+    """Compensated sum of the values, switching to an incremental mean once it overflows."""
     total, comp = vs[0], 0.0
     avg = 0.0
     incremental = False
@@ -294,8 +303,6 @@ def _mad(ts: Sequence[int], vs: Sequence[float]) -> float:
 def warn_quantile(q: float, ctx: CallContext) -> None:
     """The warning Prometheus attaches to a quantile outside [0, 1]."""
     if not 0 <= q <= 1:
-        from agent.promql.floats import format_g
-
         ctx.annotations.warn(f"quantile value should be between 0 and 1, got {format_g(q)}")
 
 
