@@ -1,11 +1,12 @@
 """The composition root: the only module that wires every component together.
 
 Check results flow into the history (``/metrics``, status page), the event sink
-and the in-memory series store (PromQL over ``/api/v1/query``). Components are
-entered in data-flow order in one ``AsyncExitStack`` (event sink, check
-scheduler, store retention, HTTP server), so shutdown runs in reverse: stop intake (the
-HTTP server), stop scheduling and let in-flight checks finish within the grace
-period, then flush and close the sinks.
+and the in-memory series store (PromQL over ``/api/v1/query``); each result also
+triggers the rule groups that read its metrics, whose alerts go to the notifier.
+Components are entered in data-flow order in one ``AsyncExitStack`` (event sink,
+check scheduler, store retention, HTTP server, rule manager), so shutdown runs
+in reverse: stop rule evaluation and intake, stop scheduling and let in-flight
+checks finish within the grace period, then flush and close the sinks.
 
 >>> agent = Agent(load_config("pilot.yml"), config_path="pilot.yml")   # doctest: +SKIP
 >>> await agent.run()                                                  # doctest: +SKIP
@@ -34,18 +35,27 @@ from agent.checks.history import CheckHistory
 from agent.checks.probe_series import ProbeSeriesWriter
 from agent.checks.results import ResultPipeline
 from agent.checks.scheduler import CheckScheduler
-from agent.config import AgentConfig, CheckConfig, WebConfig, load_config
+from agent.config import AgentConfig, CheckConfig, WebConfig
+from agent.datasource.prometheus import querier_from_config
 from agent.errors import ConfigError
 from agent.events.jsonl import JsonlEventSink
+from agent.loading import Loaded, load_all
 from agent.logs import SCRUBBER
+from agent.model import CheckResult
+from agent.notify.console import ConsoleNotifier
 from agent.promql.engine import PromQLEngine
 from agent.promql.value import Engine
+from agent.rules.group import GroupEvaluator, engine_query_func
+from agent.rules.manager import RuleManager
+from agent.rules.model import QueryFunc, RuleGroup
 from agent.secrets import collect_secrets
 from agent.tasks import PeriodicTask
-from agent.tsdb.base import Queryable
+from agent.tsdb.base import Appender, Queryable
 from agent.tsdb.store import SeriesStore
+from agent.tsdb.threadsafe import LoopAppender
 from exporters.agent import AgentMetrics
 from exporters.probe import ProbeCollector
+from exporters.rules import AlertsCollector, RuleMetricsExporter
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +67,7 @@ class Agent:
         self,
         config: AgentConfig,
         *,
+        rule_groups: Sequence[RuleGroup] = (),
         config_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
@@ -64,6 +75,8 @@ class Agent:
         shutdown_grace_seconds: float = 10.0,
     ) -> None:
         self._config = config
+        self._rule_groups = tuple(rule_groups)
+        self._rules: RuleManager | None = None
         self._config_path = Path(config_path) if config_path is not None else None
         self._env = env
         self._clock = clock
@@ -80,6 +93,8 @@ class Agent:
         self.registry = CollectorRegistry()
         self.metrics = AgentMetrics(self.registry, version=__version__)
         self.registry.register(ProbeCollector(self.history, self.checks))
+        self.registry.register(AlertsCollector(self.rule_evaluators))
+        self._rule_metrics = RuleMetricsExporter(self.registry)
         self.metrics.config_reloaded(True, clock())
         self.bound_port: int | None = None
         SCRUBBER.update(collect_secrets(config))
@@ -104,6 +119,9 @@ class Agent:
     def checks(self) -> Sequence[CheckConfig]:
         return self._config.checks
 
+    def rule_evaluators(self) -> Sequence[GroupEvaluator]:
+        return self._rules.evaluators() if self._rules is not None else []
+
     def is_ready(self) -> bool:
         return self._ready
 
@@ -116,7 +134,7 @@ class Agent:
             raise ConfigError([])
         async with self._reload_lock:
             try:
-                new = load_config(self._config_path, self._env)
+                loaded = load_all(self._config_path, self._env)
             except ConfigError as exc:
                 self.metrics.config_reloaded(False, self._clock())
                 log.error(
@@ -125,9 +143,17 @@ class Agent:
                     problems=[str(p) for p in exc.problems],
                 )
                 raise
-            self._apply(new)
+            self._apply(loaded.config)
+            self._rule_groups = loaded.rule_groups
+            if self._rules is not None:
+                self._rules.update(loaded.rule_groups)
             self.metrics.config_reloaded(True, self._clock())
-            log.info("config_reloaded", file=str(self._config_path), checks=len(new.checks))
+            log.info(
+                "config_reloaded",
+                file=str(self._config_path),
+                checks=len(loaded.config.checks),
+                rule_groups=len(loaded.rule_groups),
+            )
 
     def _apply(self, new: AgentConfig) -> None:
         old = self._config
@@ -137,6 +163,13 @@ class Agent:
             "web.tls_server_config": (old.web.tls_server_config, new.web.tls_server_config),
             "events": (old.events, new.events),
             "storage": (old.storage, new.storage),
+            "global.evaluation_interval": (
+                old.global_.evaluation_interval,
+                new.global_.evaluation_interval,
+            ),
+            "global.external_labels": (old.global_.external_labels, new.global_.external_labels),
+            "rule_datasource": (old.rule_datasource, new.rule_datasource),
+            "web.external_url": (old.web.external_url, new.web.external_url),
         }
         for section, (before, after) in restart_only.items():
             if before != after:
@@ -157,6 +190,36 @@ class Agent:
             if c.name == check:
                 return c.labels
         return {}
+
+    def _on_result(self, result: CheckResult) -> None:
+        written = self._probe_writer.record(result)
+        if self._rules is not None:
+            # Event-driven evaluation: groups reading these metrics run now, not at their
+            # next interval, so a failed check reaches its alert without that delay.
+            self._rules.trigger(written)
+
+    def _rule_manager(self, external_url: str) -> RuleManager:
+        cfg = self._config
+        query: QueryFunc
+        appender: Appender = self.store
+        remote = cfg.rule_datasource
+        if remote is not None:
+            querier = querier_from_config(remote)
+            query = querier.query
+            appender = LoopAppender(self.store, asyncio.get_running_loop())
+        else:
+            query = engine_query_func(self._engine, self.store)
+        return RuleManager(
+            query=query,
+            appender=appender,
+            notify=ConsoleNotifier(self._clock).send,
+            clock=self._clock,
+            default_interval=cfg.global_.evaluation_interval,
+            external_labels=cfg.global_.external_labels,
+            external_url=external_url,
+            metrics=self._rule_metrics,
+            offload=remote is not None,
+        )
 
     def _compact_store(self) -> None:
         dropped = self.store.compact(round(self._clock() * 1000))
@@ -185,7 +248,7 @@ class Agent:
                 source=cfg.events.source,
                 clock=self._clock,
                 scrub=SCRUBBER.scrub_text,
-                listeners=[self._probe_writer.record],
+                listeners=[self._on_result],
             )
             self._scheduler = await stack.enter_async_context(
                 CheckScheduler(
@@ -204,12 +267,17 @@ class Agent:
                 ApiServer(create_api(self), host=host, port=port, web=cfg.web)
             )
             self.bound_port = server.port
+            external_url = cfg.web.external_url or f"http://{host}:{server.port}"
+            self._rules = self._rule_manager(external_url)
+            self._rules.update(self._rule_groups)
+            await stack.enter_async_context(self._rules)
             self._scheduler.apply(cfg.checks)
             self._ready = True
             log.info(
                 "agent_started",
                 listen=f"{host}:{server.port}",
                 checks=len(cfg.checks),
+                rule_groups=len(self._rule_groups),
                 events_file=str(sink.path),
                 version=__version__,
                 python=platform.python_version(),
@@ -222,11 +290,13 @@ class Agent:
         log.info("agent_stopped")
 
 
-async def run_agent(config_path: str | Path, config: AgentConfig) -> int:
+async def run_agent(config_path: str | Path, loaded: Loaded) -> int:
     """Run an agent in the foreground with signal handling: SIGTERM/SIGINT stop, SIGHUP reloads."""
     import signal
 
-    agent = Agent(config, config_path=config_path, env=os.environ)
+    agent = Agent(
+        loaded.config, rule_groups=loaded.rule_groups, config_path=config_path, env=os.environ
+    )
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[None]] = set()
 

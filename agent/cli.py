@@ -3,12 +3,15 @@
 ::
 
     pilot-agent run --config FILE        run the agent (SIGHUP reloads, SIGTERM stops)
-    pilot-agent check config FILE...     validate configuration files without running
+    pilot-agent check config FILE...     validate configuration files (and their rule files)
+    pilot-agent check rules FILE...      validate rule files, as promtool check rules
+    pilot-agent test rules FILE...       rule unit tests, as promtool test rules
     pilot-agent demo                     simulator + agent on embedded defaults
     pilot-agent promqltest FILE...       run PromQL test files against the engine
     pilot-agent simulator                the pilot simulator alone
 
-Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+Exit codes: 0 success, 1 runtime failure (or failed rule checks and tests, as
+promtool), 2 invalid configuration or usage.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     check_sub = check.add_subparsers(dest="what", required=True)
     check_config = check_sub.add_parser("config", help="validate configuration files")
     check_config.add_argument("files", nargs="+")
+    check_rules = check_sub.add_parser("rules", help="validate rule files, as promtool does")
+    check_rules.add_argument("files", nargs="+")
+
+    test = sub.add_parser("test", help="run unit tests")
+    test_sub = test.add_subparsers(dest="what", required=True)
+    test_rules = test_sub.add_parser("rules", help="rule unit tests in promtool's format")
+    test_rules.add_argument("files", nargs="+")
 
     demo = sub.add_parser("demo", help="run the agent against the bundled pilot simulator")
     demo.add_argument("--dir", default="demo-data", help="where the demo writes its event log")
@@ -71,33 +81,34 @@ def _print_problems(exc: ConfigError) -> None:
 
 
 def cmd_check_config(files: Sequence[str]) -> int:
-    from agent.config import load_config
+    from agent.loading import load_all
 
     status = EXIT_OK
     for file in files:
         try:
-            cfg = load_config(file)
+            loaded = load_all(file)
         except ConfigError as exc:
             _print_problems(exc)
             status = EXIT_CONFIG
         else:
-            print(f"{file}: SUCCESS: {len(cfg.checks)} checks found")
+            rules = sum(len(g.rules) for g in loaded.rule_groups)
+            print(f"{file}: SUCCESS: {len(loaded.config.checks)} checks, {rules} rules found")
     return status
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.app import run_agent
-    from agent.config import load_config
+    from agent.loading import load_all
     from agent.logs import configure_logging, init_sentry
 
     try:
-        config = load_config(args.config)
+        loaded = load_all(args.config)
     except ConfigError as exc:
         _print_problems(exc)
         return EXIT_CONFIG
     configure_logging(args.log_level, args.log_format)
     init_sentry(os.environ, __version__)
-    return asyncio.run(run_agent(args.config, config))
+    return asyncio.run(run_agent(args.config, loaded))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -123,8 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return promqltest_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
+        if args.command == "check" and args.what == "rules":
+            from agent.rulefmt.cli import check_rules_main
+
+            return check_rules_main(args.files)
         if args.command == "check":
             return cmd_check_config(args.files)
+        if args.command == "test":
+            from agent.rulefmt.cli import test_rules_main
+
+            return test_rules_main(args.files)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "demo":

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agent.api.auth import BasicAuthMiddleware
 from agent.api.query import QueryContext, add_query_routes
+from agent.api.rules import RulesContext, add_rules_routes
 from agent.api.status_page import render_status_page
 from agent.checks.history import CheckHistory, CheckStatus
 from agent.config import CheckConfig, WebConfig
@@ -45,7 +46,7 @@ log = structlog.get_logger(__name__)
 LIFECYCLE_DISABLED = "Lifecycle API is not enabled."
 
 
-class ApiContext(QueryContext, Protocol):
+class ApiContext(QueryContext, RulesContext, Protocol):
     """What the API needs from the running agent."""
 
     history: CheckHistory
@@ -113,6 +114,7 @@ def create_api(ctx: ApiContext, *, clock: Callable[[], float] = time.time) -> Fa
     _add_lifecycle_routes(app, ctx)
     _add_check_routes(app, ctx, clock)
     add_query_routes(app, ctx, clock)
+    add_rules_routes(app, ctx)
     return app
 
 

@@ -52,7 +52,8 @@ class ProbeSeriesWriter:
     >>> from agent.tsdb.store import SeriesStore
     >>> store = SeriesStore()
     >>> writer = ProbeSeriesWriter(store, labels_of=lambda name: {"service": "api"})
-    >>> writer.record(CheckResult("api", "tcp", True, 10.0, 0.5))
+    >>> sorted(writer.record(CheckResult("api", "tcp", True, 10.0, 0.5)))
+    ['probe_duration_seconds', 'probe_success']
     >>> store.label_values("__name__")
     ['probe_duration_seconds', 'probe_success']
     """
@@ -64,17 +65,22 @@ class ProbeSeriesWriter:
         self._labels_of = labels_of
         self._written: dict[str, set[Labels]] = {}
 
-    def record(self, result: CheckResult) -> None:
+    def record(self, result: CheckResult) -> frozenset[str]:
+        """Write the result's samples; returns the metric names written (for rule triggers)."""
         t_ms = round((result.started_at + result.duration_seconds) * 1000)
         labels = {**self._labels_of(result.check), "check": result.check}
         current: set[Labels] = set()
+        names: set[str] = set()
         for name, sample_labels, value in probe_samples(result, labels):
             series = labels_from({**sample_labels, "__name__": name})
             self._appender.append(series, t_ms, value)
             current.add(series)
+            names.add(name)
         for gone in self._written.get(result.check, set()) - current:
             self._appender.append_stale(gone, t_ms)
+            names.add(dict(gone)["__name__"])
         self._written[result.check] = current
+        return frozenset(names)
 
     def forget(self, check: str, t_ms: int) -> None:
         """Mark every series of a check that no longer runs stale."""

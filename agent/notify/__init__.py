@@ -1,0 +1,1 @@
+"""Delivering alerts: the console notifier now, Alertmanager later."""
