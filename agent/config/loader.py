@@ -19,7 +19,7 @@ from agent.errors import ConfigError, ConfigProblem
 Path_ = tuple[str | int, ...]
 
 
-def _compose(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
+def compose_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """YAML text to plain data plus a map from each node's path to its 1-based line."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -96,7 +96,7 @@ def _expand_env(
     return _ENV_RE.sub(sub, data)
 
 
-def _format_path(loc: Path_) -> str:
+def format_path(loc: Path_) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -106,7 +106,7 @@ def _format_path(loc: Path_) -> str:
     return out
 
 
-def _line_for(loc: Path_, lines: Mapping[Path_, int]) -> int | None:
+def line_for(loc: Path_, lines: Mapping[Path_, int]) -> int | None:
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:
             return lines[loc[:n]]
@@ -137,8 +137,8 @@ def _duplicate_check_names(
             out.append(
                 ConfigProblem(
                     file,
-                    _format_path(loc),
-                    _line_for(loc, lines),
+                    format_path(loc),
+                    line_for(loc, lines),
                     f"duplicate check name {name!r} (first used at checks[{seen[name]}])",
                 )
             )
@@ -149,13 +149,13 @@ def _duplicate_check_names(
 
 def parse_config(text: str, file: str, env: Mapping[str, str] | None = None) -> AgentConfig:
     """Parse configuration text; raise :class:`ConfigError` listing every problem."""
-    data, lines = _compose(text, file)
+    data, lines = compose_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, "", 1, "the configuration must be a mapping")])
     env_problems: list[tuple[Path_, str]] = []
     data = _expand_env(data, os.environ if env is None else env, (), env_problems)
     problems = [
-        ConfigProblem(file, _format_path(p), _line_for(p, lines), msg) for p, msg in env_problems
+        ConfigProblem(file, format_path(p), line_for(p, lines), msg) for p, msg in env_problems
     ]
     problems.extend(_duplicate_check_names(data, file, lines))
     try:
@@ -166,7 +166,7 @@ def parse_config(text: str, file: str, env: Mapping[str, str] | None = None) -> 
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = f"unknown field {loc[-1]!r}" if loc else msg
-            problems.append(ConfigProblem(file, _format_path(loc), _line_for(loc, lines), msg))
+            problems.append(ConfigProblem(file, format_path(loc), line_for(loc, lines), msg))
         problems.sort(key=lambda p: (p.line or 0, p.path))
         raise ConfigError(problems) from None
     problems.sort(key=lambda p: (p.line or 0, p.path))

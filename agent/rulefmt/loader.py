@@ -25,7 +25,7 @@ from typing import Annotated, Any, TypeVar
 import promql_parser
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
-from agent.config.loader import _compose, _format_path, _line_for
+from agent.config.loader import compose_yaml, format_path, line_for
 from agent.config.types import parse_duration
 from agent.errors import ConfigError, ConfigProblem
 from agent.rules.model import AlertingRule, RecordingRule, Rule, RuleGroup
@@ -118,7 +118,7 @@ class ProblemCollector:
 
     def add(self, loc: Loc, message: str) -> None:
         self.problems.append(
-            ConfigProblem(self.file, _format_path(loc), _line_for(loc, self.lines), message)
+            ConfigProblem(self.file, format_path(loc), line_for(loc, self.lines), message)
         )
 
 
@@ -254,7 +254,7 @@ def parse_rule_text(text: str, file: str) -> tuple[list[RuleGroup], list[ConfigP
     The groups are only meaningful when there are no problems.
     """
     try:
-        data, lines = _compose(text, file)
+        data, lines = compose_yaml(text, file)
     except ConfigError as exc:
         return [], list(exc.problems)
     out = ProblemCollector(file, lines)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from agent.config.loader import _compose
+from agent.config.loader import compose_yaml
 from agent.errors import ConfigError
 from agent.promql.engine import PromQLEngine
 from agent.promql.testfile_values import expand_values, split_series
@@ -337,7 +337,7 @@ def run_test_group(tg: TestGroup, ctx: _Context) -> list[str]:
 
 def _parse_test_file(text: str, file: str, outcome: TestOutcome) -> TestFile | None:
     try:
-        data, lines = _compose(text, file)
+        data, lines = compose_yaml(text, file)
     except ConfigError as exc:
         outcome.errors += [str(p) for p in exc.problems]
         return None
