@@ -38,6 +38,7 @@ from agent.config.models import (
     TLSServerConfig,
     WebConfig,
 )
+from agent.config.scrape import RelabelConfig, ScrapeConfig
 from agent.config.types import Duration, format_duration, parse_duration
 
 __all__ = [
@@ -57,7 +58,9 @@ __all__ = [
     "KindConfig",
     "PostgresCheck",
     "RedisCheck",
+    "RelabelConfig",
     "RuleDatasourceConfig",
+    "ScrapeConfig",
     "StorageConfig",
     "TLSConfig",
     "TLSServerConfig",

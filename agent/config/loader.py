@@ -120,30 +120,45 @@ def _clean_loc(loc: tuple[str | int, ...]) -> Path_:
     )
 
 
-def _duplicate_check_names(
+_UNIQUE = (("checks", "name", "check name"), ("scrape_configs", "job_name", "scrape job_name"))
+
+
+def _duplicate_names(
     data: Mapping[str, Any], file: str, lines: Mapping[Path_, int]
 ) -> list[ConfigProblem]:
-    checks = data.get("checks")
-    if not isinstance(checks, list):
-        return []
-    seen: dict[str, int] = {}
+    """Names that must be unique in their list, checked before validation so they are
+    reported together with every other problem."""
     out = []
-    for i, check in enumerate(checks):
-        name = check.get("name") if isinstance(check, dict) else None
-        if not isinstance(name, str):
+    for section, key, what in _UNIQUE:
+        items = data.get(section)
+        if not isinstance(items, list):
             continue
-        if name in seen:
-            loc: Path_ = ("checks", i, "name")
-            out.append(
-                ConfigProblem(
-                    file,
-                    format_path(loc),
-                    line_for(loc, lines),
-                    f"duplicate check name {name!r} (first used at checks[{seen[name]}])",
-                )
-            )
-        else:
-            seen[name] = i
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            name = item.get(key) if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                loc: Path_ = (section, i, key)
+                first = f"{section}[{seen[name]}]"
+                message = f"duplicate {what} {name!r} (first used at {first})"
+                out.append(ConfigProblem(file, format_path(loc), line_for(loc, lines), message))
+            else:
+                seen[name] = i
+    return out
+
+
+def _semantic_problems(
+    cfg: AgentConfig, file: str, lines: Mapping[Path_, int]
+) -> list[ConfigProblem]:
+    """Checks across sections, once every section is valid on its own."""
+    out = []
+    for i, job in enumerate(cfg.scrape_configs):
+        interval = job.scrape_interval or cfg.global_.scrape_interval
+        if job.scrape_timeout is not None and job.scrape_timeout > interval:
+            loc: Path_ = ("scrape_configs", i, "scrape_timeout")
+            message = "scrape_timeout must not be longer than the scrape interval"
+            out.append(ConfigProblem(file, format_path(loc), line_for(loc, lines), message))
     return out
 
 
@@ -157,7 +172,7 @@ def parse_config(text: str, file: str, env: Mapping[str, str] | None = None) -> 
     problems = [
         ConfigProblem(file, format_path(p), line_for(p, lines), msg) for p, msg in env_problems
     ]
-    problems.extend(_duplicate_check_names(data, file, lines))
+    problems.extend(_duplicate_names(data, file, lines))
     try:
         cfg = AgentConfig.model_validate(data)
     except ValidationError as exc:
@@ -169,6 +184,7 @@ def parse_config(text: str, file: str, env: Mapping[str, str] | None = None) -> 
             problems.append(ConfigProblem(file, format_path(loc), line_for(loc, lines), msg))
         problems.sort(key=lambda p: (p.line or 0, p.path))
         raise ConfigError(problems) from None
+    problems.extend(_semantic_problems(cfg, file, lines))
     problems.sort(key=lambda p: (p.line or 0, p.path))
     if problems:
         raise ConfigError(problems)

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from agent.config.checks import BasicAuth, CheckConfig, TLSConfig
+from agent.config.scrape import ScrapeConfig
 from agent.config.types import Duration, LabelName, StrictModel, listen_address, secret_or_file
 
 # --------------------------------------------------------------------------- the rest
@@ -138,8 +139,8 @@ class AgentConfig(StrictModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     """In-memory time-series store."""
     # Sections that later capabilities fill in; accepted now so files stay forward compatible.
-    scrape_configs: list[dict[str, Any]] = Field(default_factory=list)
-    """Reserved for scraping (accepted, not used yet)."""
+    scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
+    """Scrape jobs, as Prometheus's `scrape_configs`."""
     rule_files: list[str] = Field(default_factory=list)
     """Rule files in Prometheus's format; globs allowed, relative to the config file."""
     rule_datasource: RuleDatasourceConfig | None = None

@@ -173,3 +173,31 @@ def test_bad_durations_are_rejected(bad: str) -> None:
     """Anything but a Prometheus duration is refused."""
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_scrape_jobs_are_validated_with_locations() -> None:
+    """Duplicate job names and a timeout longer than the interval are located problems."""
+    text = """
+global: {scrape_interval: 10s}
+scrape_configs:
+  - job_name: api
+    static_configs: [{targets: ['127.0.0.1:8700']}]
+  - job_name: api
+    scrape_timeout: 15s
+    relabel_configs: [{action: hashmod, source_labels: [instance]}]
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "x.yml")
+    got = {(p.path, p.line) for p in info.value.problems}
+    assert ("scrape_configs[1].job_name", 6) in got
+    assert any(
+        p.path.startswith("scrape_configs[1].relabel_configs[0]") for p in info.value.problems
+    )
+    fixed = text.replace("job_name: api\n    scrape", "job_name: web\n    scrape").replace(
+        "relabel_configs: [{action: hashmod, source_labels: [instance]}]", "metrics_path: /m"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(fixed, "x.yml")
+    assert [(p.path, p.line) for p in info.value.problems] == [
+        ("scrape_configs[1].scrape_timeout", 7)
+    ]

@@ -1,0 +1,1 @@
+"""Scraping Prometheus-format metrics: parser, relabelling, target loops, discovery."""
