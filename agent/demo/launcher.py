@@ -19,9 +19,9 @@ import httpx
 import structlog
 
 from agent.app import Agent
-from agent.config import load_config
 from agent.demo.simulator import serve
 from agent.errors import ConfigError
+from agent.loading import load_all
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +78,10 @@ async def _scenario(sim: str, outage_after: float, outage_for: float) -> None:
         await asyncio.sleep(outage_after)
         await client.put(admin, json={"outage": True})
         print(f"\n>>> Outage injected: every API endpoint answers 503 for {outage_for:g} s.")
-        print(">>> Watch the status page turn red and check.failed events appear.\n", flush=True)
+        print(
+            ">>> Watch the status page turn red, check.failed events appear, and alerts fire.\n",
+            flush=True,
+        )
         log.warning("demo_outage_injected", seconds=outage_for)
         await asyncio.sleep(outage_for)
         await client.delete(admin)
@@ -94,10 +97,13 @@ pilot-agent demo is running.
   Status page     http://{listen}/
   Metrics         http://{listen}/metrics
   Checks (JSON)   http://{listen}/api/v1/checks
+  Alerts (JSON)   http://{listen}/api/v1/alerts      (rules: /api/v1/rules)
+  PromQL          http://{listen}/api/v1/query?query=probe_success
   Event log       {events_file}      (tail -f it)
   Simulator       http://{sim}/health   faults: PUT/DELETE http://{sim}/admin/faults
 
-An outage is injected in {outage_after:g} s and then recovers. Ctrl-C stops.
+An outage is injected in {outage_after:g} s and then recovers: checks turn red,
+alerts go pending then firing (logged as alert_firing), then resolve. Ctrl-C stops.
 """
 
 
@@ -107,10 +113,11 @@ async def run_demo(
     """Run simulator and agent until Ctrl-C (or ``duration`` seconds); return an exit code."""
     env = demo_env(data_dir)
     try:
-        config = load_config(DEMO_CONFIG, env)
+        loaded = load_all(DEMO_CONFIG, env)
     except ConfigError as exc:
         print(exc)
         return 2
+    config = loaded.config
     sim_host, sim_port = _split(env["PILOT_DEMO_SIM"])
     _, tls_port = _split(env["PILOT_DEMO_SIM_TLS"])
     for addr in ("PILOT_DEMO_LISTEN", "PILOT_DEMO_SIM", "PILOT_DEMO_SIM_TLS"):
@@ -124,7 +131,7 @@ async def run_demo(
         loop.add_signal_handler(sig, stop.set)
     sim_stop = asyncio.Event()
     sim_task = asyncio.create_task(serve(sim_host, sim_port, tls_port, stop=sim_stop))
-    agent = Agent(config, config_path=DEMO_CONFIG, env=env)
+    agent = Agent(config, rule_groups=loaded.rule_groups, config_path=DEMO_CONFIG, env=env)
     started = asyncio.Event()
     agent_task: asyncio.Task[None] | None = None
     scenario: asyncio.Task[None] | None = None

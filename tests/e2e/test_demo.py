@@ -35,9 +35,9 @@ def test_demo_shows_where_to_look_and_records_outage_and_recovery(tmp_path: Path
             "--outage-after",
             "6",
             "--outage-for",
-            "7",
+            "16",
             "--duration",
-            "24",
+            "34",
             "--log-format",
             "json",
         ],
@@ -59,3 +59,7 @@ def test_demo_shows_where_to_look_and_records_outage_and_recovery(tmp_path: Path
     assert health == ["ok", "failing", "ok"]
     checks = {e["subject"] for e in events}
     assert {"api-health", "api-ready", "order-flow", "api-tcp", "websocket", "api-tls"} <= checks
+    logged = [json.loads(x) for x in out.stderr.splitlines() if x.startswith("{")]
+    fired = {e["alertname"] for e in logged if e["event"] == "alert_firing"}
+    resolved = {e["alertname"] for e in logged if e["event"] == "alert_resolved"}
+    assert "PilotApiDown" in fired and "PilotApiDown" in resolved

@@ -59,3 +59,48 @@ def test_unreachable_data_source_is_a_query_error() -> None:
             querier.query("up", time.time())
     finally:
         querier.close()
+
+
+async def test_rules_evaluate_against_prometheus_and_record_locally(tmp_path: Path) -> None:
+    """With rule_datasource, alerts fire on Prometheus's data and recording rules land locally."""
+    from agent.promql.engine import PromQLEngine
+    from agent.rules.manager import RuleManager
+    from agent.rules.model import AlertingRule, AlertState, OutgoingAlert, RecordingRule, RuleGroup
+    from agent.tsdb.store import SeriesStore
+    from agent.tsdb.threadsafe import LoopAppender
+
+    async with run_prometheus(tmp_path, lambda port: SELF_SCRAPE % port) as client:
+        querier = querier_from_config(RuleDatasourceConfig(url=str(client.base_url)))
+        store = SeriesStore()
+        sent: list[OutgoingAlert] = []
+        group = RuleGroup(
+            "remote",
+            "remote.yml",
+            [
+                RecordingRule("job:up:sum", 'sum by (job) (up{job="prometheus"})'),
+                AlertingRule("PrometheusUp", 'up{job="prometheus"} == 1'),
+            ],
+        )
+        manager = RuleManager(
+            query=querier.query,
+            appender=LoopAppender(store, asyncio.get_running_loop()),
+            notify=sent.extend,
+            clock=time.time,
+            default_interval=3600.0,
+            offload=True,
+        )
+        try:
+            async with manager:
+                manager.update([group])
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and not sent:
+                    await manager.evaluate_all(time.time())
+                    await asyncio.sleep(0.5)
+                (ev,) = manager.evaluators()
+                assert [a.state for _, a in ev.active_alerts()] == [AlertState.FIRING]
+                assert dict(sent[0].labels)["alertname"] == "PrometheusUp"
+                await asyncio.sleep(0.05)  # the loop applies the recorded samples
+                result = PromQLEngine().instant(store, "job:up:sum", round(time.time() * 1000))
+                assert [s.value for s in result.value.samples] == [1.0]  # type: ignore[union-attr]
+        finally:
+            querier.close()
