@@ -11,8 +11,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from agent.checks.history import CheckHistory
 from agent.config import CheckConfig
 from agent.model import CheckResult, StepResult
+from agent.promql.engine import PromQLEngine
+from agent.rules.group import GroupEvaluator, engine_query_func
+from agent.rules.model import AlertingRule, RuleGroup
+from agent.tsdb.base import labels_from
+from agent.tsdb.store import SeriesStore
 from exporters.agent import AgentMetrics
 from exporters.probe import ProbeCollector
+from exporters.rules import AlertsCollector, RuleMetricsExporter
 from tests.support import require_binary
 
 pytestmark = pytest.mark.integration
@@ -62,6 +68,23 @@ def _results() -> list[CheckResult]:
     ]  # fmt: skip
 
 
+def _add_rules(registry: CollectorRegistry) -> None:
+    """A rule group with a firing alert, exported as the agent does."""
+    store = SeriesStore()
+    store.append(labels_from({"__name__": "probe_success", "check": "db"}), 1000, 0.0)
+    group = RuleGroup("pilot", "pilot.rules.yml", [AlertingRule("ApiDown", "probe_success == 0")])
+    evaluator = GroupEvaluator(
+        group, query=engine_query_func(PromQLEngine(), store), appender=store
+    )
+    evaluator.evaluate(2.0)
+    rule_metrics = RuleMetricsExporter(registry)
+    rule_metrics.group_evaluated("pilot.rules.yml;pilot", 0.002, 2.0)
+    rule_metrics.rules_evaluated("pilot.rules.yml;pilot", total=1, failures=0)
+    rule_metrics.iterations_missed("pilot.rules.yml;pilot", 0)
+    rule_metrics.alerts_by_state("pilot.rules.yml;pilot", {"firing": 1})
+    registry.register(AlertsCollector(lambda: [evaluator]))
+
+
 def test_exposition_passes_promtool_lint() -> None:
     """A registry with self-metrics and realistic probe results lints clean: exit 0, no output."""
     promtool = require_binary("promtool")
@@ -78,8 +101,10 @@ def test_exposition_passes_promtool_lint() -> None:
     metrics.config_reloaded(True, now=T0)
     metrics.event_emitted("io.luckygas.pilot.check.failed")
     metrics.event_sink_error()
+    _add_rules(registry)
     text = generate_latest(registry)
     assert b"probe_step_success" in text
+    assert b'ALERTS{alertname="ApiDown"' in text and b"agent_rule_group_last_duration" in text
     done = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
     )
