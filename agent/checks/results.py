@@ -21,6 +21,7 @@ import structlog
 
 from agent.checks.history import CheckHistory, Transition
 from agent.events.base import EventSink
+from agent.events.emitter import CountingEmitter
 from agent.model import CheckResult, Event
 
 log = structlog.get_logger(__name__)
@@ -120,7 +121,7 @@ class ResultPipeline:
         self._scrub = scrub
         self._history = history
         self._metrics = metrics
-        self._sink = sink
+        self._emitter = CountingEmitter(sink, metrics)
         self._labels_of = labels_of
         self._source = source
         self._clock = clock
@@ -157,18 +158,9 @@ class ResultPipeline:
             now=self._clock(),
         )
         for event in events:
-            await self._emit(event)
+            await self._emitter.emit(event)
         for listener in self._listeners:
             try:
                 listener(result)
             except Exception:
                 log.exception("result_listener_failed", check=result.check)
-
-    async def _emit(self, event: Event) -> None:
-        try:
-            await self._sink.emit(event)
-        except Exception:
-            self._metrics.event_sink_error()
-            log.exception("event_emit_failed", type=event.type, id=event.id)
-        else:
-            self._metrics.event_emitted(event.type)

@@ -15,6 +15,7 @@ from pydantic import (
 
 from agent.config.checks import BasicAuth, CheckConfig, TLSConfig
 from agent.config.scrape import ScrapeConfig
+from agent.config.watch import WatchConfig
 from agent.config.types import Duration, LabelName, StrictModel, listen_address, secret_or_file
 
 # --------------------------------------------------------------------------- the rest
@@ -138,6 +139,8 @@ class AgentConfig(StrictModel):
     """Event stream."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
     """In-memory time-series store."""
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    """Changes in scraped metrics that become events (default: the pilot's watch list)."""
     # Sections that later capabilities fill in; accepted now so files stay forward compatible.
     scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
     """Scrape jobs, as Prometheus's `scrape_configs`."""
