@@ -2,7 +2,9 @@
 
 It answers the endpoints the demo's synthetic checks probe (health, readiness,
 login, the order lifecycle, a WebSocket), exposes Prometheus metrics with
-background traffic, and lets the demo inject faults through ``/admin/faults``.
+background traffic, lets the demo inject faults through ``/admin/faults``, and
+imitates the pilot's flags, migration, dual-write and breakers (driven through
+``/admin/pilot``; the metrics are in ``docs/metrics-contract.md``).
 
 Run it with ``python -m agent.demo.simulator --port 8700 --tls-port 8743``.
 
@@ -24,7 +26,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.demo.certs import write_self_signed_cert
 from agent.demo.faults import FaultInjector, FaultMiddleware, add_fault_routes
 from agent.demo.jwt import TokenIssuer, add_login_route, bearer_subject
+from agent.demo.pilot_admin import PilotAdmin, PilotTicker, add_pilot_routes
+from agent.demo.pilot_state import PilotCollector, PilotState
 from agent.demo.traffic import (
     MetricsMiddleware,
     RequestMetrics,
@@ -68,7 +72,7 @@ class Order:
 
 
 class Simulator:
-    """The simulator's state (orders, tokens, faults, metrics) and the FastAPI app serving it.
+    """The simulator's state (orders, tokens, faults, pilot, metrics) and the app serving it.
 
     >>> sim = Simulator(rng=random.Random(1))
     >>> sim.app.state.simulator is sim
@@ -82,6 +86,7 @@ class Simulator:
         clock: Callable[[], float] = time.time,
         traffic_rate: float = 20.0,
         traffic_interval: float = 0.25,
+        pilot_interval: float = 1.0,
     ) -> None:
         self.rng = rng if rng is not None else random.Random()
         self.clock = clock
@@ -89,6 +94,14 @@ class Simulator:
         self.faults = FaultInjector(rng=self.rng)
         self.metrics = RequestMetrics(CollectorRegistry())
         self.orders: dict[str, Order] = {}
+        self.pilot = PilotState(
+            rng=self.rng,
+            clock=clock,
+            faults=lambda: self.faults.settings,
+            request_rate=traffic_rate,
+        )
+        self.metrics.registry.register(PilotCollector(self.pilot))
+        self.pilot_ticker = PilotTicker(self.pilot, interval=pilot_interval)
         self.lifespan = TrafficLifespan(
             lambda: TrafficGenerator(
                 self.metrics,
@@ -115,7 +128,7 @@ class Simulator:
     def _build_app(self) -> FastAPI:
         app = FastAPI(
             title="Lucky Gas v3 (pilot simulator)",
-            lifespan=self.lifespan,
+            lifespan=self._lifespan,
             docs_url=None,
             redoc_url=None,
         )
@@ -125,6 +138,7 @@ class Simulator:
         add_login_route(app, self.tokens)
         _add_order_routes(app, self)
         add_fault_routes(app, self.faults)
+        add_pilot_routes(app, PilotAdmin(self.pilot))
         app.add_api_websocket_route("/ws", _websocket)
         add_metrics_route(app, self.metrics)
         # Added last, so it runs first: faulted requests are counted too.
@@ -132,6 +146,12 @@ class Simulator:
         app.add_middleware(MetricsMiddleware, metrics=self.metrics, routes=app.routes)
         app.state.simulator = self
         return app
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """Background traffic and the pilot's evolution, while any server serves the app."""
+        async with self.lifespan(app), self.pilot_ticker(app):
+            yield
 
 
 def _add_health_routes(app: FastAPI) -> None:
