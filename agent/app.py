@@ -38,6 +38,7 @@ from agent.checks.scheduler import CheckScheduler
 from agent.config import AgentConfig, CheckConfig, WebConfig
 from agent.datasource.prometheus import querier_from_config
 from agent.errors import ConfigError
+from agent.events.emitter import CountingEmitter
 from agent.events.jsonl import JsonlEventSink
 from agent.loading import Loaded, load_all
 from agent.logs import SCRUBBER
@@ -48,16 +49,34 @@ from agent.promql.value import Engine
 from agent.rules.group import GroupEvaluator, engine_query_func
 from agent.rules.manager import RuleManager
 from agent.rules.model import QueryFunc, RuleGroup
+from agent.scrape.base import ScrapeReport
+from agent.scrape.manager import ScrapeManager
+from agent.scrape.target import TargetStatus
 from agent.secrets import collect_secrets
 from agent.tasks import PeriodicTask
 from agent.tsdb.base import Appender, Queryable
 from agent.tsdb.store import SeriesStore
 from agent.tsdb.threadsafe import LoopAppender
+from agent.watch.service import WatchService
+from agent.watch.state import InMemoryWatchStateStore, JsonFileWatchStateStore, WatchStateStore
+from agent.watch.watcher import ChangeWatcher, load_watch_rules
 from exporters.agent import AgentMetrics
 from exporters.probe import ProbeCollector
 from exporters.rules import AlertsCollector, RuleMetricsExporter
+from exporters.scrape import ScrapeMetricsExporter
 
 log = structlog.get_logger(__name__)
+
+SCRAPE_SERIES = frozenset(
+    {
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+    }
+)
+"""The series every scrape writes, for rule triggers even when the scrape failed."""
 
 
 class Agent:
@@ -77,6 +96,7 @@ class Agent:
         self._config = config
         self._rule_groups = tuple(rule_groups)
         self._rules: RuleManager | None = None
+        self._scrapes: ScrapeManager | None = None
         self._config_path = Path(config_path) if config_path is not None else None
         self._env = env
         self._clock = clock
@@ -95,6 +115,7 @@ class Agent:
         self.registry.register(ProbeCollector(self.history, self.checks))
         self.registry.register(AlertsCollector(self.rule_evaluators))
         self._rule_metrics = RuleMetricsExporter(self.registry)
+        self._scrape_metrics = ScrapeMetricsExporter(self.registry)
         self.metrics.config_reloaded(True, clock())
         self.bound_port: int | None = None
         SCRUBBER.update(collect_secrets(config))
@@ -118,6 +139,9 @@ class Agent:
 
     def checks(self) -> Sequence[CheckConfig]:
         return self._config.checks
+
+    def scrape_targets(self) -> Sequence[TargetStatus]:
+        return self._scrapes.targets() if self._scrapes is not None else []
 
     def rule_evaluators(self) -> Sequence[GroupEvaluator]:
         return self._rules.evaluators() if self._rules is not None else []
@@ -170,6 +194,7 @@ class Agent:
             "global.external_labels": (old.global_.external_labels, new.global_.external_labels),
             "rule_datasource": (old.rule_datasource, new.rule_datasource),
             "web.external_url": (old.web.external_url, new.web.external_url),
+            "watch": (old.watch, new.watch),
         }
         for section, (before, after) in restart_only.items():
             if before != after:
@@ -179,6 +204,10 @@ class Agent:
         self._config = new
         if self._scheduler is not None:
             self._scheduler.apply(new.checks)
+        if self._scrapes is not None:
+            self._scrapes.apply(
+                new.scrape_configs, global_scrape_interval=new.global_.scrape_interval
+            )
         self.history.retain(c.name for c in new.checks)
         now_ms = round(self._clock() * 1000)
         for name in removed:
@@ -197,6 +226,23 @@ class Agent:
             # Event-driven evaluation: groups reading these metrics run now, not at their
             # next interval, so a failed check reaches its alert without that delay.
             self._rules.trigger(written)
+
+    def _on_scrape(self, report: ScrapeReport) -> None:
+        if self._rules is not None:
+            names = {dict(labels).get("__name__", "") for labels, _ in report.samples}
+            self._rules.trigger(names | SCRAPE_SERIES)
+
+    def _change_watcher(self) -> ChangeWatcher:
+        watch = self._config.watch
+        state: WatchStateStore = InMemoryWatchStateStore()
+        if watch.state_file is not None:
+            path = Path(watch.state_file)
+            if self._config_path is not None and not path.is_absolute():
+                path = self._config_path.parent / path
+            state = JsonFileWatchStateStore(path)
+        return ChangeWatcher(
+            load_watch_rules(watch), state=state, source=self._config.events.source
+        )
 
     def _rule_manager(self, external_url: str) -> RuleManager:
         cfg = self._config
@@ -250,6 +296,10 @@ class Agent:
                 scrub=SCRUBBER.scrub_text,
                 listeners=[self._on_result],
             )
+            emitter = CountingEmitter(sink, self.metrics)
+            watch = await stack.enter_async_context(
+                WatchService(self._change_watcher(), emit=emitter.emit)
+            )
             self._scheduler = await stack.enter_async_context(
                 CheckScheduler(
                     build=self._checker_factory,
@@ -257,6 +307,16 @@ class Agent:
                     metrics=self.metrics,
                     clock=self._clock,
                     grace_seconds=self._grace,
+                )
+            )
+            self._scrapes = await stack.enter_async_context(
+                ScrapeManager(
+                    appender=self.store,
+                    clock=self._clock,
+                    global_scrape_interval=cfg.global_.scrape_interval,
+                    base_dir=self._config_path.parent if self._config_path else Path.cwd(),
+                    listeners=[watch.submit, self._on_scrape],
+                    metrics=self._scrape_metrics,
                 )
             )
             await stack.enter_async_context(
@@ -272,12 +332,14 @@ class Agent:
             self._rules.update(self._rule_groups)
             await stack.enter_async_context(self._rules)
             self._scheduler.apply(cfg.checks)
+            self._scrapes.apply(cfg.scrape_configs)
             self._ready = True
             log.info(
                 "agent_started",
                 listen=f"{host}:{server.port}",
                 checks=len(cfg.checks),
                 rule_groups=len(self._rule_groups),
+                scrape_jobs=len(cfg.scrape_configs),
                 events_file=str(sink.path),
                 version=__version__,
                 python=platform.python_version(),

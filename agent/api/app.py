@@ -36,6 +36,7 @@ from agent.api.auth import BasicAuthMiddleware
 from agent.api.query import QueryContext, add_query_routes
 from agent.api.rules import RulesContext, add_rules_routes
 from agent.api.status_page import render_status_page
+from agent.api.targets import TargetsContext, add_targets_routes
 from agent.checks.history import CheckHistory, CheckStatus
 from agent.config import CheckConfig, WebConfig
 from agent.errors import ConfigError
@@ -46,7 +47,7 @@ log = structlog.get_logger(__name__)
 LIFECYCLE_DISABLED = "Lifecycle API is not enabled."
 
 
-class ApiContext(QueryContext, RulesContext, Protocol):
+class ApiContext(QueryContext, RulesContext, TargetsContext, Protocol):
     """What the API needs from the running agent."""
 
     history: CheckHistory
@@ -115,6 +116,7 @@ def create_api(ctx: ApiContext, *, clock: Callable[[], float] = time.time) -> Fa
     _add_check_routes(app, ctx, clock)
     add_query_routes(app, ctx, clock)
     add_rules_routes(app, ctx)
+    add_targets_routes(app, ctx)
     return app
 
 

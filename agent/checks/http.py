@@ -12,7 +12,6 @@ with flow checks. Like blackbox_exporter, every run opens a new connection, so
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +36,7 @@ from agent.errors import (
     CheckTimeout,
     ComponentStateError,
 )
+from agent.promql.regex import compile_go
 
 log = structlog.get_logger(__name__)
 
@@ -308,9 +308,9 @@ def _check_body(expect: HttpExpect, answer: HttpAnswer) -> None:
     if expect.body_regex is None and expect.body_not_regex is None:
         return
     text = answer.text()
-    if expect.body_regex is not None and not re.search(expect.body_regex, text):
+    if expect.body_regex is not None and not compile_go(expect.body_regex).search(text):
         raise CheckFailed(f"body does not match {expect.body_regex!r}")
-    if expect.body_not_regex is not None and re.search(expect.body_not_regex, text):
+    if expect.body_not_regex is not None and compile_go(expect.body_not_regex).search(text):
         raise CheckFailed(f"body matches {expect.body_not_regex!r}")
 
 
@@ -337,7 +337,7 @@ def _check_headers(expect: HttpExpect, headers: httpx.Headers) -> None:
         value = headers.get(name)
         if value is None:
             raise CheckFailed(f"header {name} is missing")
-        if not re.search(pattern, value):
+        if not compile_go(pattern).search(value):
             # Never quote the value: headers may carry tokens.
             raise CheckFailed(f"header {name} does not match {pattern!r}")
 

@@ -21,6 +21,7 @@ from agent.checks.base import ProbeReport
 from agent.checks.tlsutil import build_ssl_context, server_hostname, translate_tls_error
 from agent.config import TcpCheck
 from agent.errors import CheckConnectError, CheckFailed, ComponentStateError
+from agent.promql.regex import compile_go
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +100,7 @@ class TcpChecker:
     def __init__(self, spec: TcpCheck) -> None:
         self._spec = spec
         self._host, self._port = split_host_port(spec.target)
-        self._expect = re.compile(spec.expect) if spec.expect is not None else None
+        self._expect = compile_go(spec.expect) if spec.expect is not None else None
         self._closed = False
 
     async def probe(self, report: ProbeReport) -> None:

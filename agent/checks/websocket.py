@@ -10,7 +10,6 @@ wait that never sees one.
 from __future__ import annotations
 
 import logging
-import re
 import ssl
 import time
 from typing import Any
@@ -30,6 +29,7 @@ from agent.checks.tcp import os_reason
 from agent.checks.tlsutil import build_ssl_context, translate_tls_error, verify_error
 from agent.config import WebsocketCheck
 from agent.errors import CheckConnectError, CheckFailed, ComponentStateError
+from agent.promql.regex import compile_go
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +50,7 @@ class WebsocketChecker:
 
     def __init__(self, spec: WebsocketCheck) -> None:
         self._spec = spec
-        self._expect = re.compile(spec.expect) if spec.expect is not None else None
+        self._expect = compile_go(spec.expect) if spec.expect is not None else None
         self._closed = False
 
     async def probe(self, report: ProbeReport) -> None:

@@ -15,8 +15,8 @@ from pydantic import (
 
 from agent.config.checks import BasicAuth, CheckConfig, TLSConfig
 from agent.config.scrape import ScrapeConfig
-from agent.config.watch import WatchConfig
 from agent.config.types import Duration, LabelName, StrictModel, listen_address, secret_or_file
+from agent.config.watch import WatchConfig
 
 # --------------------------------------------------------------------------- the rest
 

@@ -13,6 +13,8 @@ from pydantic import (
     SecretStr,
 )
 
+from agent.promql.regex import compile_go
+
 # --------------------------------------------------------------------------- durations
 
 _DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
@@ -76,9 +78,10 @@ LabelName = Annotated[str, BeforeValidator(_label_name)]
 
 
 def _compile_regex(v: str) -> str:
+    """Regexes in the configuration are RE2 (Go) syntax, as in Prometheus's files."""
     try:
-        re.compile(v)
-    except re.error as exc:
+        compile_go(v)
+    except (re.error, ValueError) as exc:
         raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
     return v
 

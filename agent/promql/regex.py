@@ -13,6 +13,7 @@ classes like ``[[:alpha:]]``, and ASCII-only ``\\d``, ``\\w``, ``\\s``.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _POSIX = {
@@ -138,3 +139,13 @@ def go_regex(pattern: str) -> str:
             out.append(ch)
     out.append(")" * len(scopes[0]))
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_go(pattern: str) -> re.Pattern[str]:
+    """Compile an RE2 (Go) pattern, as configuration files write them; cached.
+
+    >>> compile_go("(?i)api").search("API") is not None
+    True
+    """
+    return re.compile(go_regex(pattern))
