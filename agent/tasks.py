@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import structlog
 
-from agent.errors import ComponentStateError
+from agent.lifecycle import Component
 
 log = structlog.get_logger(__name__)
 
 
-class PeriodicTask:
+class PeriodicTask(Component):
     """Calls ``fn`` every ``interval`` seconds; a failing call is logged and the loop goes on."""
 
     def __init__(self, name: str, interval: float, fn: Callable[[], object]) -> None:
@@ -25,18 +25,10 @@ class PeriodicTask:
         self._interval = interval
         self._fn = fn
         self._task: asyncio.Task[None] | None = None
-        self._state = "new"
 
-    async def __aenter__(self) -> PeriodicTask:
-        if self._state != "new":
-            raise ComponentStateError(f"task {self._name} is {self._state}; it starts once")
+    async def _on_start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=self._name)
         self._task.add_done_callback(self._done)
-        self._state = "running"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def _loop(self) -> None:
         while True:
@@ -50,10 +42,7 @@ class PeriodicTask:
         if not task.cancelled() and task.exception() is not None:
             log.error("periodic_task_crashed", task=self._name, error=repr(task.exception()))
 
-    async def aclose(self) -> None:
-        if self._state == "closed":
-            return
-        self._state = "closed"
+    async def _on_close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
-from types import TracebackType
-from typing import Literal, Self
 
 import structlog
 import uvicorn
@@ -27,6 +25,7 @@ from fastapi import FastAPI
 
 from agent.config import WebConfig
 from agent.errors import ComponentStateError
+from agent.lifecycle import Component
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +54,7 @@ def _bind(host: str, port: int) -> socket.socket:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
-class ApiServer:
+class ApiServer(Component):
     """An async context manager serving ``app`` on ``host:port`` until closed.
 
     >>> import asyncio
@@ -80,7 +79,6 @@ class ApiServer:
         self._web = web
         self._startup_timeout = startup_timeout
         self._shutdown_timeout = shutdown_timeout
-        self._state: Literal["new", "running", "closed"] = "new"
         self._server: _UvicornServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
@@ -92,34 +90,14 @@ class ApiServer:
             raise ComponentStateError("the API server has not been started")
         return self._port
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def start(self) -> None:
+    async def _on_start(self) -> None:
         """Bind, start serving in a background task and wait until it accepts connections."""
-        if self._state != "new":
-            raise ComponentStateError(f"the API server cannot be started: it is {self._state}")
-        self._state = "running"
-        try:
-            sock = _bind(self._host, self._requested_port)
-        except OSError:
-            self._state = "closed"
-            raise
+        sock = _bind(self._host, self._requested_port)
         try:
             server = _UvicornServer(self._config())
             server.config.load()  # fails here, not in the task, on unreadable TLS files
         except BaseException:
             sock.close()
-            self._state = "closed"
             raise
         self._port = sock.getsockname()[1]
         self._server = server
@@ -177,11 +155,8 @@ class ApiServer:
         if exc is not None:
             log.error("api_server_crashed", exc_info=exc)
 
-    async def aclose(self) -> None:
-        """Stop accepting, let requests in flight finish, and wait; idempotent."""
-        if self._state == "closed":
-            return
-        self._state = "closed"
+    async def _on_close(self) -> None:
+        """Stop accepting, let requests in flight finish, and wait."""
         server, task = self._server, self._task
         if server is None or task is None:
             return

@@ -35,6 +35,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from agent.checks.base import Checker, ProbeReport
 from agent.config import CheckConfig
 from agent.errors import CheckError, ComponentStateError
+from agent.lifecycle import Component
 from agent.model import CheckResult
 
 log = structlog.get_logger(__name__)
@@ -98,7 +99,7 @@ class _Scheduled:
     running: asyncio.Task[None] | None = None
 
 
-class CheckScheduler:
+class CheckScheduler(Component):
     """Schedules configured checks; ``apply`` replaces the set on a config reload."""
 
     def __init__(
@@ -121,23 +122,14 @@ class CheckScheduler:
         self._inflight: set[asyncio.Task[None]] = set()
         self._closers: set[asyncio.Task[None]] = set()
         self._scheduler: AsyncIOScheduler | None = None
-        self._state = "new"
 
-    async def __aenter__(self) -> CheckScheduler:
-        self.start()
-        return self
+    name = "check scheduler"
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def start(self) -> None:
-        if self._state != "new":
-            raise ComponentStateError(f"scheduler is {self._state}; it starts once")
+    async def _on_start(self) -> None:
         sched = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=dt.UTC)
         sched.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         sched.start()
         self._scheduler = sched
-        self._state = "running"
 
     @property
     def checks(self) -> list[CheckConfig]:
@@ -232,11 +224,8 @@ class CheckScheduler:
         await self._on_result(result)
         return result
 
-    async def aclose(self) -> None:
+    async def _on_close(self) -> None:
         """Stop firing, let in-flight runs finish within the grace period, close checkers."""
-        if self._state == "closed":
-            return
-        self._state = "closed"
         if self._scheduler is not None:
             self._scheduler.pause()
         if self._inflight:

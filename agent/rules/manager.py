@@ -22,10 +22,10 @@ import logging
 import math
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Protocol
 
 from agent.errors import ComponentStateError
+from agent.lifecycle import Component
 from agent.promql.xxhash import labels_hash
 from agent.rules.group import ANY_METRIC, GroupEvaluator, group_key
 from agent.rules.model import Alert, AlertState, NotifyFunc, QueryFunc, RuleGroup
@@ -143,7 +143,7 @@ class _Runner:
         return ANY_METRIC in self.names or not self.names.isdisjoint(names)
 
 
-class RuleManager:
+class RuleManager(Component):
     """Schedules rule groups, evaluates them on new data, and notifies.
 
     With ``offload=True`` evaluations run in a worker thread, for queries that block
@@ -185,37 +185,18 @@ class RuleManager:
         self._metrics: RuleMetrics = metrics or NoopRuleMetrics()
         self._runners: dict[str, _Runner] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._state = "new"
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def __aenter__(self) -> RuleManager:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def start(self) -> None:
+    async def _on_start(self) -> None:
         """Restore stored alerts and start every group's schedule."""
-        if self._state != "new":
-            raise ComponentStateError(f"rule manager is {self._state}, cannot start")
-        self._state = "running"
         for runner in list(self._runners.values()):
             await self._restore(runner)
         for runner in self._runners.values():
             self._spawn(runner)
 
-    async def aclose(self) -> None:
-        """Stop every group (an evaluation in progress finishes first). Idempotent."""
-        if self._state == "closed":
-            return
-        self._state = "closed"
+    async def _on_close(self) -> None:
+        """Stop every group (an evaluation in progress finishes first)."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

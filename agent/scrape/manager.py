@@ -17,7 +17,6 @@ import functools
 import os
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -25,7 +24,8 @@ import structlog
 
 from agent.checks.tlsutil import build_ssl_context
 from agent.config import ScrapeConfig
-from agent.errors import AgentError, ComponentStateError
+from agent.errors import AgentError
+from agent.lifecycle import Component
 from agent.scrape.base import ScrapeListener
 from agent.scrape.discovery import (
     DroppedTarget,
@@ -103,7 +103,7 @@ class _Pool:
         return (self.config, self.interval, self.timeout) == (cfg, interval, timeout)
 
 
-class ScrapeManager:
+class ScrapeManager(Component):
     """Scrapes every job's targets and writes the samples to ``appender``.
 
     ``base_dir`` is where relative ``file_sd_configs`` paths start (the config
@@ -146,27 +146,11 @@ class ScrapeManager:
         self._pools: dict[str, _Pool] = {}
         self._retired: list[_Pool] = []  # replaced before start: clients still to close
         self._tasks: set[asyncio.Task[None]] = set()
-        self._state = "new"
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def __aenter__(self) -> ScrapeManager:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def start(self) -> None:
+    async def _on_start(self) -> None:
         """Start every loop and file watcher."""
-        if self._state != "new":
-            raise ComponentStateError(f"scrape manager is {self._state}, cannot start")
-        self._state = "running"
         for pool in self._pools.values():
             for watcher in pool.watchers:
                 watcher.start()
@@ -176,11 +160,8 @@ class ScrapeManager:
         for pool in retired:
             self._spawn(self._dispose(pool), f"scrape-dispose:{pool.config.job_name}")
 
-    async def aclose(self) -> None:
+    async def _on_close(self) -> None:
         """Stop every loop (no stale markers: the agent is stopping) and close clients."""
-        if self._state == "closed":
-            return
-        self._state = "closed"
         pools = [*self._pools.values(), *self._retired]
         self._pools, self._retired = {}, []
         for pool in pools:

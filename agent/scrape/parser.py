@@ -1,21 +1,24 @@
 """Parse a scraped body: Prometheus text format 0.0.4 or OpenMetrics 1.0.
 
-The body is read with the rules of Prometheus 2.x's ``textparse`` package, as
-lenient as it is and no more: any float spelling Go's ``ParseFloat`` takes
-(``NaN``, ``+Inf``, ``-inf``, ``Infinity``, ``1e3``, ``.5``; no hex, no
+The body is read with the rules of Prometheus 2.42's ``textparse`` package, as
+lenient as it is and no more (tests/integration/test_scrape_parser_peer.py has
+Prometheus itself scrape the edge cases): any float spelling Go's ``ParseFloat``
+takes (``NaN``, ``+Inf``, ``-inf``, ``Infinity``, ``1e3``, ``.5``; no hex, no
 underscores, no overflow), label escapes ``\\\\``, ``\\"`` and ``\\n`` (other
 escapes kept as written), a missing final newline in the text format, invalid
-UTF-8 only in plain comments. Where Prometheus leaves a check to its storage, the
-parser makes it too: a label name given twice (``__name__`` included) is an
-error.
+UTF-8 only in plain comments, a NUL at the start of a line ending the input.
+Where Prometheus fails a scrape later (in its label builder or storage), the
+parser fails it too: a sample line starting with whitespace, a label name given
+twice with non-empty values (``__name__`` included), an empty ``__name__``.
 
-Samples come back in exposition order; each one's labels are sorted by name with
-``__name__`` included, as exposed (a label with an empty value is kept: dropping
-it is the storage's business, as in Prometheus). ``types`` maps a family name to
-its ``# TYPE`` (the text format's ``untyped`` becomes ``unknown``, as in
-Prometheus). Content types negotiate as in Prometheus: the media type
-``application/openmetrics-text`` (any version) means OpenMetrics, anything else
-(or none) the text format.
+Samples come back in exposition order, duplicates included; each one's labels
+are sorted by name with ``__name__`` included, as exposed: a label with an empty
+value is kept (dropping it is the storage's business, as in Prometheus), and a
+name repeated with an empty value comes back once, empty (Prometheus drops it).
+``types`` maps a family name to its ``# TYPE`` (the text format's ``untyped``
+becomes ``unknown``, as in Prometheus). Content types negotiate as in
+Prometheus: the media type ``application/openmetrics-text`` (any version) means
+OpenMetrics, anything else (or none) the text format; protobuf is refused.
 
 >>> result = parse(b'# TYPE up gauge\\nup{job="api"} 1\\n', "text/plain; version=0.0.4")
 >>> [(s.labels, s.value) for s in result.samples], result.types

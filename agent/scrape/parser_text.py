@@ -3,13 +3,13 @@
 Lines are read one at a time. A line in the common shape (``name value``,
 ``name{a="x",b="y"} value [timestamp]``, one space between the parts, no
 escapes) goes through :meth:`FastLines.sample`, which uses ``str`` methods and
-per-body caches: each ``label="value`` piece is parsed once per body and each
-sequence of label names is checked and sorted once per body. Any other line, and
-every line of a body holding tabs or control characters, goes through
-:func:`text_sample`, which follows Prometheus 2.x's lexer (``promlex.l``) rule by
-rule: whitespace between all tokens, optional commas between labels, a value
-right after ``}``, raw newlines inside label values. The fast path only accepts
-lines the exact path reads the same way; anything else it hands over.
+per-body caches: each ``label="value`` piece, metric name and value token is
+parsed once per body. Any other line, and every line of a body holding tabs or
+control characters, goes through :func:`text_sample`, which follows Prometheus
+2.x's lexer (``promlex.l``) rule by rule: whitespace between all tokens,
+optional commas between labels, a value right after ``}``, raw newlines inside
+label values. The fast path only accepts lines the exact path reads the same
+way (a property test checks it); anything else it hands over.
 
 >>> parse_text("# TYPE up gauge\\nup{job=\\"api\\"} 1 1700000000000\\n", fast=True).samples[0]
 ScrapedSample(labels=(('__name__', 'up'), ('job', 'api')), value=1.0, timestamp_ms=1700000000000)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from agent.errors import ComponentStateError
+from agent.lifecycle import Component
 from agent.model import Event
 from agent.scrape.base import ScrapeReport
 from agent.watch.watcher import ChangeWatcher
@@ -27,7 +27,7 @@ from agent.watch.watcher import ChangeWatcher
 log = structlog.get_logger(__name__)
 
 
-class WatchService:
+class WatchService(Component):
     """Feeds scrape reports to a :class:`ChangeWatcher` and emits its events."""
 
     def __init__(
@@ -42,20 +42,14 @@ class WatchService:
         self._queue: asyncio.Queue[ScrapeReport | None] = asyncio.Queue()
         self._max_pending = max_pending
         self._task: asyncio.Task[None] | None = None
-        self._state = "new"
         self.dropped = 0
 
-    async def __aenter__(self) -> WatchService:
-        if self._state != "new":
-            raise ComponentStateError(f"watch service is {self._state}; it starts once")
+    name = "watch service"
+
+    async def _on_start(self) -> None:
         await self._watcher.restore()
         self._task = asyncio.create_task(self._consume(), name="change-watcher")
         self._task.add_done_callback(self._done)
-        self._state = "running"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def submit(self, report: ScrapeReport) -> None:
         """Queue a scrape report (called by the scrape loops)."""
@@ -83,11 +77,8 @@ class WatchService:
         if not task.cancelled() and task.exception() is not None:
             log.error("watch_service_crashed", error=repr(task.exception()))
 
-    async def aclose(self) -> None:
-        """Process what is queued, persist, stop. Idempotent."""
-        if self._state == "closed":
-            return
-        self._state = "closed"
+    async def _on_close(self) -> None:
+        """Process what is queued, persist, stop."""
         if self._task is None:
             return
         self._queue.put_nowait(None)

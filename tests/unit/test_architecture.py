@@ -7,8 +7,22 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ["agent/model.py", "agent/errors.py", "agent/tsdb", "agent/promql", "agent/rules"]
-CORE_MODULES = ("agent.model", "agent.errors", "agent.tsdb", "agent.promql", "agent.rules")
+CORE = [
+    "agent/model.py",
+    "agent/errors.py",
+    "agent/lifecycle.py",
+    "agent/tsdb",
+    "agent/promql",
+    "agent/rules",
+]
+CORE_MODULES = (
+    "agent.model",
+    "agent.errors",
+    "agent.lifecycle",
+    "agent.tsdb",
+    "agent.promql",
+    "agent.rules",
+)
 ALLOWED_THIRD_PARTY = {"promql_parser"}
 
 
