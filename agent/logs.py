@@ -51,7 +51,13 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared, processors=[SCRUBBER, renderer]
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                SCRUBBER,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

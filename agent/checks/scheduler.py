@@ -20,7 +20,9 @@ lets in-flight runs finish within a grace period, then cancels the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import math
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,6 +50,7 @@ class SchedulerMetrics(Protocol):
 
 
 _START_MARGIN = 0.05
+MISFIRE_LOG_EVERY = 60.0
 
 ResultHandler = Callable[[CheckResult], Awaitable[None]]
 CheckerFactory = Callable[[CheckConfig], Checker]
@@ -122,6 +125,8 @@ class CheckScheduler(Component):
         self._inflight: set[asyncio.Task[None]] = set()
         self._closers: set[asyncio.Task[None]] = set()
         self._scheduler: AsyncIOScheduler | None = None
+        self._misfire_logged_at: dict[str, float] = {}
+        self._misfires_unlogged: dict[str, int] = {}
 
     name = "check scheduler"
 
@@ -186,7 +191,15 @@ class CheckScheduler(Component):
 
     def _on_missed(self, event: JobEvent) -> None:
         self._metrics.misfire(event.job_id)
-        log.warning("check_misfired", check=event.job_id, code=event.code)
+        # Counted every time; logged at most once a minute per check, so an overloaded
+        # agent does not spend what it lacks on logging.
+        now = time.monotonic()
+        skipped = self._misfires_unlogged.get(event.job_id, 0) + 1
+        if now - self._misfire_logged_at.get(event.job_id, -math.inf) >= MISFIRE_LOG_EVERY:
+            log.warning("check_misfired", check=event.job_id, misfires=skipped)
+            self._misfire_logged_at[event.job_id] = now
+            skipped = 0
+        self._misfires_unlogged[event.job_id] = skipped
 
     async def _fire(self, name: str) -> None:
         scheduled = self._checks.get(name)
@@ -201,8 +214,11 @@ class CheckScheduler(Component):
         self._inflight.add(task)
         task.add_done_callback(self._task_done)
         # asyncio.wait never cancels the task it waits for, and never raises for its outcome:
-        # apscheduler cancelling its own job future cannot cut the run short.
-        await asyncio.wait({task})
+        # apscheduler cancelling its own job future cannot cut the run short. This coroutine
+        # only holds the job's instance slot, so its own cancellation ends it quietly
+        # (apscheduler would log a CancelledError as a failed job).
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({task})
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

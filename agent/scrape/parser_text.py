@@ -228,12 +228,12 @@ class FastLines:
 
     def _fill(self, pieces: list[str], pairs: list[Any]) -> bool:
         """Parse the pieces not cached yet; ``False`` if one is not ``name="value``."""
-        for i, piece in enumerate(pieces):
-            if pairs[i] is None:
-                pair = self._new_pair(piece)
+        new_pair = self._new_pair
+        for i, pair in enumerate(pairs):
+            if pair is None:
+                pair = pairs[i] = new_pair(pieces[i])
                 if pair is None:
                     return False
-                pairs[i] = pair
         return True
 
     def _timestamp(self, token: str) -> int | None:
@@ -256,7 +256,7 @@ class FastLines:
 
     def _new_pair(self, piece: str) -> tuple[str, str] | None:
         label, sep, value = piece.partition('="')
-        if not sep or '"' in value or "\\" in value or not is_label_name(label):
+        if not (sep and label.isidentifier() and label.isascii()) or '"' in value or "\\" in value:
             return None
         pair = self._pairs[piece] = (sys.intern(label), value)
         return pair
