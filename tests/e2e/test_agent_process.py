@@ -24,7 +24,7 @@ from tests.support import free_port
 pytestmark = pytest.mark.e2e
 
 
-def test_outage_turns_probe_success_to_zero_and_back_withread_events(
+def test_outage_turns_probe_success_to_zero_and_back_with_events(
     sim: SimulatorProcess, agent_factory: Callable[[str], AgentProcess], tmp_path: Path
 ) -> None:
     """An injected outage drives probe_success 1 → 0 → 1 and writes the matching events."""
