@@ -250,3 +250,27 @@ def test_alertmanager_inhibitions_name_real_alerts() -> None:
         target = re.fullmatch(r'alertname=~"(.+)"', inhibit["target_matchers"][0])
         assert source and source.group(1) in ALERTS, inhibit
         assert target and any(re.fullmatch(target.group(1), a) for a in ALERTS), inhibit
+
+
+@pytest.mark.parametrize("rule_file", sorted(RULES.glob("*.rules.yml")), ids=lambda p: p.name)
+def test_tests_order_groups_that_read_other_groups_recordings(rule_file: Path) -> None:
+    """A group reading another group's recording rules is evaluated after it in the tests
+    (promtool orders groups at random on every tick without group_eval_order)."""
+    groups = yaml.safe_load(rule_file.read_text())["groups"]
+    produced = {
+        rule["record"]: group["name"]
+        for group in groups
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    needs: set[tuple[str, str]] = set()
+    for group in groups:
+        for rule in group["rules"]:
+            for name in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", str(rule["expr"])):
+                if produced.get(name, group["name"]) != group["name"]:
+                    needs.add((produced[name], group["name"]))
+    test_file = RULES / "tests" / rule_file.name.replace(".rules.yml", ".test.yml")
+    order = yaml.safe_load(test_file.read_text()).get("group_eval_order", [])
+    for producer, consumer in sorted(needs):
+        assert producer in order and consumer in order, (producer, consumer)
+        assert order.index(producer) < order.index(consumer), (producer, consumer)
