@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 
 from agent.promql import histogram, labelfuncs
+from agent.promql.floats import go_max, go_min
 from agent.promql.labels import drop_name
 from agent.promql.nodes import MatrixSel, VectorSel
 from agent.promql.rangefuncs import RANGE_FUNCTIONS
@@ -139,31 +140,19 @@ def _clamp(args: list[Value], ctx: CallContext) -> Value:
     assert isinstance(vec, InstantVector) and isinstance(low, float) and isinstance(high, float)
     if high < low:
         return InstantVector([], [])
-    return _map_values(lambda v: _go_max(low, _go_min(high, v)))([vec], ctx)
+    return _map_values(lambda v: go_max(low, go_min(high, v)))([vec], ctx)
 
 
 def _clamp_min(args: list[Value], ctx: CallContext) -> Value:
     vec, low = args
     assert isinstance(vec, InstantVector) and isinstance(low, float)
-    return _map_values(lambda v: _go_max(low, v))([vec], ctx)
+    return _map_values(lambda v: go_max(low, v))([vec], ctx)
 
 
 def _clamp_max(args: list[Value], ctx: CallContext) -> Value:
     vec, high = args
     assert isinstance(vec, InstantVector) and isinstance(high, float)
-    return _map_values(lambda v: _go_min(high, v))([vec], ctx)
-
-
-def _go_max(a: float, b: float) -> float:
-    if a != a or b != b:
-        return NAN
-    return a if a > b else b
-
-
-def _go_min(a: float, b: float) -> float:
-    if a != a or b != b:
-        return NAN
-    return a if a < b else b
+    return _map_values(lambda v: go_min(high, v))([vec], ctx)
 
 
 def _date(fn: Callable[[_dt.datetime], float]) -> Function:
@@ -317,8 +306,8 @@ FUNCTIONS: dict[str, Function] = {
     "end": _query_time(lambda ctx: ctx.end_ms),
     "step": _query_time(lambda ctx: ctx.step_ms),
     "range": _query_time(lambda ctx: ctx.end_ms - ctx.start_ms),
-    "min_of": _scalar_pair(_go_min),
-    "max_of": _scalar_pair(_go_max),
+    "min_of": _scalar_pair(go_min),
+    "max_of": _scalar_pair(go_max),
     "vector": _vector,
     "scalar": _scalar,
     "absent": _absent,
