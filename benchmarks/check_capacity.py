@@ -3,8 +3,7 @@
 Goal: 1,000 checks/s on one core, p99 schedule lag under 100 ms, and at most
 twice the CPU a bare asyncio loop spends on the same request (``ratio <= 2``).
 
-For each httpx transport (the agent's own aiohttp-backed one, httpx's default,
-and the httpx-aiohttp package's) two peers run in
+For each httpx transport (httpx's own, and httpx-aiohttp's) two peers run in
 turn in a child process pinned to one CPU, each against the same local target
 (``_target.py``, a separate process pinned to another CPU when there is one):
 
@@ -48,7 +47,6 @@ from typing import Any
 import httpx
 from _target import TargetProcess
 
-from agent.checks.aiohttp_transport import aiohttp_transport
 from agent.checks.base import Checker
 from agent.checks.factory import build_checker
 from agent.checks.http import USER_AGENT, TransportFactory, default_transport
@@ -58,7 +56,7 @@ from agent.config import CheckConfig, TLSConfig
 from agent.logs import configure_logging
 from agent.model import CheckResult
 
-TRANSPORTS = ("agent", "httpx", "aiohttp")
+TRANSPORTS = ("httpx", "aiohttp")
 INTERVAL = 1.0
 TIMEOUT = 0.9
 GOAL_RATE = 1000.0
@@ -71,14 +69,11 @@ FIRST_ROUND_CAP = 60.0  # seconds to wait for every check to have run once
 
 
 def transport_factory(name: str) -> TransportFactory:
-    """The transport factory for ``name``.
+    """The transport factory for ``name``: the agent's own, or httpx-aiohttp's like it.
 
-    ``agent``: the agent's own aiohttp-backed transport (what it runs with);
-    ``httpx``: httpx's default transport; ``aiohttp``: the httpx-aiohttp package's,
-    set up like the others (SSL context of ``build_ssl_context``, no keep-alive).
+    The aiohttp one mirrors :func:`agent.checks.http.default_transport`: the SSL
+    context of ``build_ssl_context`` (verification per ``tls_config``), no keep-alive.
     """
-    if name == "agent":
-        return aiohttp_transport
     if name == "httpx":
         return default_transport
     if name == "aiohttp":
@@ -573,7 +568,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--transports",
         type=lambda s: [t for t in s.split(",") if t],
         default=list(TRANSPORTS),
-        help="comma-separated, from: agent,httpx,aiohttp",
+        help="comma-separated, from: httpx,aiohttp",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the agent's window")
     parser.add_argument("--log-dir", help="keep the peers' logs and figures here")
