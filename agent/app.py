@@ -55,7 +55,7 @@ from agent.scrape.manager import ScrapeManager
 from agent.scrape.target import TargetStatus
 from agent.secrets import collect_secrets
 from agent.tasks import PeriodicTask
-from agent.tsdb.base import Appender, Queryable
+from agent.tsdb.base import Appender, Queryable, metric_name
 from agent.tsdb.store import SeriesStore
 from agent.tsdb.threadsafe import LoopAppender
 from agent.watch.service import WatchService
@@ -231,7 +231,7 @@ class Agent:
 
     def _on_scrape(self, report: ScrapeReport) -> None:
         if self._rules is not None:
-            names = {dict(labels).get("__name__", "") for labels, _ in report.samples}
+            names = {metric_name(labels) for labels, _ in report.samples}
             self._rules.trigger(names | SCRAPE_SERIES)
 
     def _change_watcher(self) -> ChangeWatcher:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from agent.model import CheckResult
-from agent.tsdb.base import Appender, Labels, labels_from
+from agent.tsdb.base import Appender, Labels, labels_from, metric_name
 
 HTTP_KINDS = frozenset({"http", "flow"})
 
@@ -78,7 +78,7 @@ class ProbeSeriesWriter:
             names.add(name)
         for gone in self._written.get(result.check, set()) - current:
             self._appender.append_stale(gone, t_ms)
-            names.add(dict(gone)["__name__"])
+            names.add(metric_name(gone))
         self._written[result.check] = current
         return frozenset(names)
 

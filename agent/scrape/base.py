@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.errors import AgentError
-from agent.tsdb.base import Labels
+from agent.tsdb.base import Labels, metric_name
 
 
 class ParseError(AgentError):
@@ -37,7 +37,7 @@ class ScrapedSample:
 
     @property
     def name(self) -> str:
-        return next((v for k, v in self.labels if k == "__name__"), "")
+        return metric_name(self.labels)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,18 @@ def labels_from(mapping: Mapping[str, str]) -> Labels:
     return tuple(sorted((k, v) for k, v in mapping.items() if v != ""))
 
 
+def metric_name(labels: Labels) -> str:
+    """The ``__name__`` of a label set ("" if none); cheap, as it is sorted first.
+
+    >>> metric_name((("__name__", "up"), ("job", "api")))
+    'up'
+    """
+    if labels and labels[0][0] == "__name__":
+        return labels[0][1]
+    # Only label names sorting before "_" (upper-case ones) can come first.
+    return next((v for k, v in labels if k == "__name__"), "")
+
+
 MatchOp = Literal["=", "!=", "=~", "!~"]
 
 
