@@ -30,6 +30,7 @@ from agent.demo.pilot_state import (
     FlagName,
     PilotState,
 )
+from agent.demo.traffic import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -314,7 +315,7 @@ class PilotTicker:
             self._users -= 1
             if self._users == 0 and self._task is not None:
                 task, self._task = self._task, None
-                await _cancel(task)
+                await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:
@@ -323,18 +324,6 @@ class PilotTicker:
                 self.state.advance(self.state.clock())
             except Exception:
                 log.exception("simulator_pilot_tick_failed")
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not task.cancelled():
-            raise
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -220,17 +220,21 @@ class TrafficGenerator:
         """Cancel and await the background task; idempotent."""
         self._closed = True
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            if not task.cancelled():
-                raise
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        if task is not None:
+            await cancel_and_wait(task)
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it; re-raise only a cancellation aimed at the caller."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
