@@ -95,6 +95,7 @@ class Agent:
         shutdown_grace_seconds: float = 10.0,
     ) -> None:
         self._config = config
+        self._check_labels = {c.name: c.labels for c in config.checks}
         self._rule_groups = tuple(rule_groups)
         self._rules: RuleManager | None = None
         self._scrapes: ScrapeManager | None = None
@@ -204,6 +205,7 @@ class Agent:
         SCRUBBER.update(collect_secrets(new))
         removed = {c.name for c in old.checks} - {c.name for c in new.checks}
         self._config = new
+        self._check_labels = {c.name: c.labels for c in new.checks}
         if self._scheduler is not None:
             self._scheduler.apply(new.checks)
         if self._scrapes is not None:
@@ -217,10 +219,8 @@ class Agent:
             self._probe_writer.forget(name, now_ms)
 
     def _labels_of(self, check: str) -> Mapping[str, str]:
-        for c in self._config.checks:
-            if c.name == check:
-                return c.labels
-        return {}
+        # Called for every check result: a dict, not a scan of the configured checks.
+        return self._check_labels.get(check, {})
 
     def _on_result(self, result: CheckResult) -> None:
         written = self._probe_writer.record(result)
