@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 # Debian packages: what the agent needs to run, and the real servers the tests start.
 DEB_RUN  := python3 python3-venv ca-certificates
-DEB_TEST := $(DEB_RUN) redis-server prometheus prometheus-alertmanager chromium openssl postgresql
+DEB_TEST := $(DEB_RUN) redis-server prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium openssl postgresql
 
 .PHONY: demo test lint typecheck pytest install deb-run deb-test constraints clean
 
