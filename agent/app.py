@@ -47,6 +47,7 @@ from agent.model import CheckResult
 from agent.notify.console import ConsoleNotifier
 from agent.promql.engine import PromQLEngine
 from agent.promql.value import Engine
+from agent.roles import LeaderRole
 from agent.rules.group import GroupEvaluator, engine_query_func
 from agent.rules.manager import RuleManager
 from agent.rules.model import QueryFunc, RuleGroup
@@ -79,6 +80,9 @@ SCRAPE_SERIES = frozenset(
 )
 """The series every scrape writes, for rule triggers even when the scrape failed."""
 
+WARM_UP_LIMIT_SECONDS = 60.0
+"""Longest wait for first check results before rules start (see ``Agent._warm_up``)."""
+
 
 class Agent:
     """One running pilot-agent: checks, exporter, API, events. Implements the API's context."""
@@ -108,6 +112,10 @@ class Agent:
         self._reload_lock = asyncio.Lock()
         self._ready = False
         self._scheduler: CheckScheduler | None = None
+        self._watch: WatchService | None = None
+        self._sink: JsonlEventSink | None = None
+        self._emitter: CountingEmitter | None = None
+        self._external_url = ""
         self.history = CheckHistory()
         self.store = SeriesStore(retention_ms=round(config.storage.retention * 1000))
         self._engine = PromQLEngine(lookback_delta_ms=round(config.storage.lookback_delta * 1000))
@@ -230,6 +238,8 @@ class Agent:
             self._rules.trigger(written)
 
     def _on_scrape(self, report: ScrapeReport) -> None:
+        if self._watch is not None:
+            self._watch.submit(report)
         if self._rules is not None:
             names = {metric_name(labels) for labels, _ in report.samples}
             self._rules.trigger(names | SCRAPE_SERIES)
@@ -280,7 +290,7 @@ class Agent:
         cfg = self._config
         async with AsyncExitStack() as stack:
             events = cfg.events.jsonl
-            sink = await stack.enter_async_context(
+            self._sink = await stack.enter_async_context(
                 JsonlEventSink(
                     events.path,
                     max_bytes=events.max_bytes,
@@ -288,36 +298,14 @@ class Agent:
                     fsync=events.fsync,
                 )
             )
-            pipeline = ResultPipeline(
-                history=self.history,
-                metrics=self.metrics,
-                sink=sink,
-                labels_of=self._labels_of,
-                source=cfg.events.source,
-                clock=self._clock,
-                scrub=SCRUBBER.scrub_text,
-                listeners=[self._on_result],
-            )
-            emitter = CountingEmitter(sink, self.metrics)
-            watch = await stack.enter_async_context(
-                WatchService(self._change_watcher(), emit=emitter.emit)
-            )
-            self._scheduler = await stack.enter_async_context(
-                CheckScheduler(
-                    build=self._checker_factory,
-                    on_result=pipeline.handle,
-                    metrics=self.metrics,
-                    clock=self._clock,
-                    grace_seconds=self._grace,
-                )
-            )
+            self._emitter = CountingEmitter(self._sink, self.metrics)
             self._scrapes = await stack.enter_async_context(
                 ScrapeManager(
                     appender=self.store,
                     clock=self._clock,
                     global_scrape_interval=cfg.global_.scrape_interval,
                     base_dir=self._config_path.parent if self._config_path else Path.cwd(),
-                    listeners=[watch.submit, self._on_scrape],
+                    listeners=[self._on_scrape],
                     metrics=self._scrape_metrics,
                 )
             )
@@ -329,12 +317,10 @@ class Agent:
                 ApiServer(create_api(self), host=host, port=port, web=cfg.web)
             )
             self.bound_port = server.port
-            external_url = cfg.web.external_url or f"http://{host}:{server.port}"
-            self._rules = self._rule_manager(external_url)
-            self._rules.update(self._rule_groups)
-            await stack.enter_async_context(self._rules)
-            self._scheduler.apply(cfg.checks)
+            self._external_url = cfg.web.external_url or f"http://{host}:{server.port}"
             self._scrapes.apply(cfg.scrape_configs)
+            leader = await stack.enter_async_context(LeaderRole(self._lead))
+            await leader.promote()
             self._ready = True
             log.info(
                 "agent_started",
@@ -342,7 +328,7 @@ class Agent:
                 checks=len(cfg.checks),
                 rule_groups=len(self._rule_groups),
                 scrape_jobs=len(cfg.scrape_configs),
-                events_file=str(sink.path),
+                events_file=str(self._sink.path),
                 version=__version__,
                 python=platform.python_version(),
             )
@@ -356,6 +342,69 @@ class Agent:
             self._ready = False
             log.info("agent_stopping")
         log.info("agent_stopped")
+
+    async def _lead(self, stack: AsyncExitStack) -> None:
+        """Start the leader-only work: watch events, checks, then (warmed up) rules.
+
+        Closed in reverse on demotion or shutdown: rules stop first, then the
+        scheduler lets in-flight checks finish, then the watch service drains.
+        """
+        cfg = self._config
+        assert self._sink is not None and self._emitter is not None  # set up by run()
+        stack.callback(self._forget_leader_work)
+        pipeline = ResultPipeline(
+            history=self.history,
+            metrics=self.metrics,
+            sink=self._sink,
+            labels_of=self._labels_of,
+            source=cfg.events.source,
+            clock=self._clock,
+            scrub=SCRUBBER.scrub_text,
+            listeners=[self._on_result],
+        )
+        self._watch = await stack.enter_async_context(
+            WatchService(self._change_watcher(), emit=self._emitter.emit)
+        )
+        self._scheduler = await stack.enter_async_context(
+            CheckScheduler(
+                build=self._checker_factory,
+                on_result=pipeline.handle,
+                metrics=self.metrics,
+                clock=self._clock,
+                grace_seconds=self._grace,
+            )
+        )
+        self._scheduler.apply(cfg.checks)
+        await self._warm_up()
+        rules = self._rule_manager(self._external_url)
+        rules.update(self._rule_groups)
+        self._rules = await stack.enter_async_context(rules)
+        # The first results arrived during the warm-up: evaluate on them now.
+        self._rules.trigger(self.store.label_values("__name__"))
+
+    def _forget_leader_work(self) -> None:
+        self._rules = None
+        self._scheduler = None
+        self._watch = None
+
+    async def _warm_up(self) -> None:
+        """Wait until every check has a first result, so rules do not start on no data.
+
+        After a restart or a takeover the store holds no probe series yet: a restored
+        firing alert would otherwise resolve at the first evaluation and fire again a
+        moment later. Bounded by the slowest check's interval + timeout (at most
+        :data:`WARM_UP_LIMIT_SECONDS`).
+        """
+        checks = self._config.checks
+        if not checks:
+            return
+        limit = min(WARM_UP_LIMIT_SECONDS, max(c.interval + c.run_timeout for c in checks) + 1.0)
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if all(self.history.get(c.name) is not None for c in self._config.checks):
+                return
+            await asyncio.sleep(0.05)
+        log.warning("rule_warm_up_timed_out", seconds=limit)
 
 
 async def run_agent(config_path: str | Path, loaded: Loaded) -> int:
