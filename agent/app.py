@@ -39,18 +39,20 @@ from agent.checks.scheduler import CheckScheduler
 from agent.config import AgentConfig, CheckConfig, WebConfig
 from agent.datasource.prometheus import querier_from_config
 from agent.errors import ConfigError
+from agent.events.alerts import AlertEventEmitter
 from agent.events.emitter import CountingEmitter
 from agent.events.jsonl import JsonlEventSink
 from agent.loading import Loaded, load_all
 from agent.logs import SCRUBBER
 from agent.model import CheckResult
+from agent.notify.alertmanager import AlertmanagerNotifier
 from agent.notify.console import ConsoleNotifier
 from agent.promql.engine import PromQLEngine
 from agent.promql.value import Engine
 from agent.roles import LeaderRole
 from agent.rules.group import GroupEvaluator, engine_query_func
 from agent.rules.manager import RuleManager
-from agent.rules.model import QueryFunc, RuleGroup
+from agent.rules.model import AlertState, NotifyFunc, OutgoingAlert, QueryFunc, RuleGroup
 from agent.scrape.base import ScrapeReport
 from agent.scrape.manager import ScrapeManager
 from agent.scrape.target import TargetStatus
@@ -63,6 +65,7 @@ from agent.watch.service import WatchService
 from agent.watch.state import InMemoryWatchStateStore, JsonFileWatchStateStore, WatchStateStore
 from agent.watch.watcher import ChangeWatcher, load_watch_rules
 from exporters.agent import AgentMetrics
+from exporters.notify import NotifyMetricsExporter
 from exporters.probe import ProbeCollector
 from exporters.rules import AlertsCollector, RuleMetricsExporter
 from exporters.scrape import ScrapeMetricsExporter
@@ -126,6 +129,8 @@ class Agent:
         self.registry.register(AlertsCollector(self.rule_evaluators))
         self._rule_metrics = RuleMetricsExporter(self.registry)
         self._scrape_metrics = ScrapeMetricsExporter(self.registry)
+        self._notify_metrics = NotifyMetricsExporter(self.registry)
+        self._notifiers: list[NotifyFunc] = []
         self.metrics.config_reloaded(True, clock())
         self.bound_port: int | None = None
         SCRUBBER.update(collect_secrets(config))
@@ -204,6 +209,7 @@ class Agent:
             ),
             "global.external_labels": (old.global_.external_labels, new.global_.external_labels),
             "rule_datasource": (old.rule_datasource, new.rule_datasource),
+            "alerting": (old.alerting, new.alerting),
             "web.external_url": (old.web.external_url, new.web.external_url),
             "watch": (old.watch, new.watch),
         }
@@ -270,14 +276,36 @@ class Agent:
         return RuleManager(
             query=query,
             appender=appender,
-            notify=ConsoleNotifier(self._clock).send,
+            notify=self._notify,
             clock=self._clock,
             default_interval=cfg.global_.evaluation_interval,
+            resend_delay=cfg.alerting.resend_delay,
             external_labels=cfg.global_.external_labels,
             external_url=external_url,
             metrics=self._rule_metrics,
             offload=remote is not None,
         )
+
+    def _notify(self, alerts: Sequence[OutgoingAlert]) -> None:
+        """The rule manager's NotifyFunc: every notifier gets the alerts; none blocks."""
+        for send in self._notifiers:
+            try:
+                send(alerts)
+            except Exception:
+                log.exception("notifier_failed", count=len(alerts))
+
+    async def _notifiers_for(self, stack: AsyncExitStack) -> list[NotifyFunc]:
+        """Alertmanager when configured, else the console; closed after the rules."""
+        cfg = self._config
+        if not cfg.alerting.alertmanagers:
+            return [ConsoleNotifier(self._clock).send]
+        notifier = AlertmanagerNotifier(
+            cfg.alerting,
+            external_labels=cfg.global_.external_labels,
+            metrics=self._notify_metrics,
+        )
+        await stack.enter_async_context(notifier)
+        return [notifier.send]
 
     def _compact_store(self) -> None:
         dropped = self.store.compact(round(self._clock() * 1000))
@@ -375,14 +403,31 @@ class Agent:
             )
         )
         self._scheduler.apply(cfg.checks)
+        alert_events = await stack.enter_async_context(
+            AlertEventEmitter(
+                emit=self._emitter.emit,
+                source=cfg.events.source,
+                clock=self._clock,
+                scrub=SCRUBBER.scrub_text,
+            )
+        )
+        self._notifiers = [*await self._notifiers_for(stack), alert_events.send]
         await self._warm_up()
         rules = self._rule_manager(self._external_url)
         rules.update(self._rule_groups)
         self._rules = await stack.enter_async_context(rules)
+        # Restored alerts that were announced firing before a restart or takeover.
+        alert_events.remember_firing(
+            alert.labels
+            for ev in self._rules.evaluators()
+            for _, alert in ev.active_alerts()
+            if alert.state is AlertState.FIRING and alert.last_sent_at is not None
+        )
         # The first results arrived during the warm-up: evaluate on them now.
         self._rules.trigger(self.store.label_values("__name__"))
 
     def _forget_leader_work(self) -> None:
+        self._notifiers = []
         self._rules = None
         self._scheduler = None
         self._watch = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import (
     BeforeValidator,
@@ -13,8 +13,12 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config.alerting import AlertingConfig
 from agent.config.checks import BasicAuth, CheckConfig, TLSConfig
+from agent.config.events_kafka import KafkaSinkConfig
+from agent.config.gate import GateConfig
 from agent.config.scrape import ScrapeConfig
+from agent.config.state import StateConfig
 from agent.config.types import Duration, LabelName, StrictModel, listen_address, secret_or_file
 from agent.config.watch import WatchConfig
 
@@ -74,6 +78,8 @@ class EventsConfig(StrictModel):
     """CloudEvents `source` of every event."""
     jsonl: JsonlSinkConfig = Field(default_factory=JsonlSinkConfig)
     """The JSON-lines event log."""
+    kafka: KafkaSinkConfig | None = None
+    """Deliver every event to a Kafka topic too, spooling to disk while it is unreachable."""
 
 
 class RuleDatasourceConfig(StrictModel):
@@ -148,10 +154,12 @@ class AgentConfig(StrictModel):
     """Rule files in Prometheus's format; globs allowed, relative to the config file."""
     rule_datasource: RuleDatasourceConfig | None = None
     """Evaluate rules against this query API instead of the local store."""
-    alerting: dict[str, Any] = Field(default_factory=dict)
-    """Reserved for Alertmanager delivery (accepted, not used yet)."""
-    state: dict[str, Any] = Field(default_factory=dict)
-    """Reserved for the state store (accepted, not used yet)."""
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    """Alert delivery to Alertmanager, as Prometheus's `alerting` section."""
+    state: StateConfig = Field(default_factory=StateConfig)
+    """Where alert, check and watch state is kept; leader election."""
+    pilot_gate: GateConfig = Field(default_factory=GateConfig)
+    """The rollout gate: stages and the criteria that let each go (docs/gate.md)."""
 
     @property
     def listen_host_port(self) -> tuple[str, int]:

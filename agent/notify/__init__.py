@@ -1,1 +1,1 @@
-"""Delivering alerts: the console notifier now, Alertmanager later."""
+"""Delivering alerts: to Alertmanager (``alertmanager.py``), or to the log (``console.py``)."""
