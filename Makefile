@@ -31,11 +31,11 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent exporters tests benchmarks
-	$(BIN)/ruff format --check agent exporters tests benchmarks
+	$(BIN)/ruff check agent exporters dashboards tests benchmarks scripts
+	$(BIN)/ruff format --check agent exporters dashboards tests benchmarks scripts
 
 typecheck: $(STAMP)
-	$(BIN)/mypy agent exporters
+	$(BIN)/mypy agent exporters dashboards
 
 pytest: $(STAMP)
 	$(BIN)/pytest
