@@ -40,8 +40,11 @@ from agent.config import AgentConfig, CheckConfig, WebConfig
 from agent.datasource.prometheus import querier_from_config
 from agent.errors import ConfigError
 from agent.events.alerts import AlertEventEmitter
+from agent.events.base import EventSink
 from agent.events.emitter import CountingEmitter
+from agent.events.fanout import FanoutEventSink
 from agent.events.jsonl import JsonlEventSink
+from agent.events.kafka import KafkaEventSink
 from agent.loading import Loaded, load_all
 from agent.logs import SCRUBBER
 from agent.model import CheckResult
@@ -65,6 +68,7 @@ from agent.watch.service import WatchService
 from agent.watch.state import InMemoryWatchStateStore, JsonFileWatchStateStore, WatchStateStore
 from agent.watch.watcher import ChangeWatcher, load_watch_rules
 from exporters.agent import AgentMetrics
+from exporters.events import EventDeliveryMetrics
 from exporters.notify import NotifyMetricsExporter
 from exporters.probe import ProbeCollector
 from exporters.rules import AlertsCollector, RuleMetricsExporter
@@ -116,7 +120,7 @@ class Agent:
         self._ready = False
         self._scheduler: CheckScheduler | None = None
         self._watch: WatchService | None = None
-        self._sink: JsonlEventSink | None = None
+        self._sink: EventSink | None = None
         self._emitter: CountingEmitter | None = None
         self._external_url = ""
         self.history = CheckHistory()
@@ -130,6 +134,7 @@ class Agent:
         self._rule_metrics = RuleMetricsExporter(self.registry)
         self._scrape_metrics = ScrapeMetricsExporter(self.registry)
         self._notify_metrics = NotifyMetricsExporter(self.registry)
+        self.delivery_metrics = EventDeliveryMetrics(self.registry)
         self._notifiers: list[NotifyFunc] = []
         self.metrics.config_reloaded(True, clock())
         self.bound_port: int | None = None
@@ -232,6 +237,11 @@ class Agent:
             self.metrics.forget_check(name)
             self._probe_writer.forget(name, now_ms)
 
+    @property
+    def _base_dir(self) -> Path:
+        """Relative paths in the config are relative to the config file."""
+        return self._config_path.parent if self._config_path is not None else Path.cwd()
+
     def _labels_of(self, check: str) -> Mapping[str, str]:
         # Called for every check result: a dict, not a scan of the configured checks.
         return self._check_labels.get(check, {})
@@ -318,7 +328,7 @@ class Agent:
         cfg = self._config
         async with AsyncExitStack() as stack:
             events = cfg.events.jsonl
-            self._sink = await stack.enter_async_context(
+            jsonl = await stack.enter_async_context(
                 JsonlEventSink(
                     events.path,
                     max_bytes=events.max_bytes,
@@ -326,13 +336,27 @@ class Agent:
                     fsync=events.fsync,
                 )
             )
+            self._sink = jsonl
+            kafka_config = cfg.events.kafka
+            if kafka_config is not None:
+                # Entered after the log, so closed before it: Kafka spools what it holds.
+                kafka = await stack.enter_async_context(
+                    KafkaEventSink(
+                        kafka_config,
+                        spool_dir=kafka_config.spool.path(self._base_dir),
+                        metrics=self.delivery_metrics,
+                    )
+                )
+                self._sink = FanoutEventSink(
+                    {"jsonl": jsonl, "kafka": kafka}, self.delivery_metrics
+                )
             self._emitter = CountingEmitter(self._sink, self.metrics)
             self._scrapes = await stack.enter_async_context(
                 ScrapeManager(
                     appender=self.store,
                     clock=self._clock,
                     global_scrape_interval=cfg.global_.scrape_interval,
-                    base_dir=self._config_path.parent if self._config_path else Path.cwd(),
+                    base_dir=self._base_dir,
                     listeners=[self._on_scrape],
                     metrics=self._scrape_metrics,
                 )
@@ -356,7 +380,7 @@ class Agent:
                 checks=len(cfg.checks),
                 rule_groups=len(self._rule_groups),
                 scrape_jobs=len(cfg.scrape_configs),
-                events_file=str(self._sink.path),
+                events_file=str(jsonl.path),
                 version=__version__,
                 python=platform.python_version(),
             )

@@ -5,7 +5,8 @@
 - ``servers``: one background event loop serving a Starlette app over HTTP and HTTPS
   (uvicorn), WebSocket endpoints (``websockets``), bare TLS endpoints for each
   certificate, and a "silent" TCP server that accepts and never answers.
-- ``redis_server``, ``redis_auth_server``, ``redis_tls_server``: ``redis-server`` processes.
+- ``redis_server``, ``redis_auth_server``, ``redis_tls_server``, ``redis_tls_auth_server``:
+  ``redis-server`` processes; ``restartable_redis`` one a test can kill and start again.
 - ``postgres_server``: a throwaway cluster made with ``initdb`` and run with ``pg_ctl``.
 
 A missing server binary fails the tests (``require_binary``); it never skips them.
@@ -45,6 +46,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request as WsRequest
 from websockets.http11 import Response as WsResponse
 
+from tests.kafka import kafka_broker, kafka_chaos_broker  # noqa: F401  (fixtures)
 from tests.support import free_port, require_binary, wait_for_port
 
 T = TypeVar("T")
@@ -408,6 +410,52 @@ def redis_tls_server(certs: Certs) -> Iterator[str]:
     tls += ["--tls-key-file", certs.valid.key, "--tls-ca-cert-file", certs.ca]
     with _redis([*tls, "--tls-auth-clients", "no"]) as port:
         yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def redis_tls_auth_server(certs: Certs) -> Iterator[str]:
+    """A TLS-only redis-server that also requires REDIS_PASSWORD; yields host:port."""
+    tls = ["--tls-port", "{port}", "--tls-cert-file", certs.valid.cert]
+    tls += ["--tls-key-file", certs.valid.key, "--tls-ca-cert-file", certs.ca]
+    with _redis([*tls, "--tls-auth-clients", "no", "--requirepass", REDIS_PASSWORD]) as port:
+        yield f"127.0.0.1:{port}"
+
+
+class RedisProcess:
+    """A redis-server without persistence on a port of its own that a test can kill
+    (SIGKILL: a crash, every key lost) and start again on the same port."""
+
+    def __init__(self) -> None:
+        self._binary = require_binary("redis-server")
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = [*base, "--loglevel", "warning", "--port", str(self.port)]
+        self._proc = subprocess.Popen([self._binary, *args], stdout=subprocess.DEVNULL)
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+
+@pytest.fixture
+def restartable_redis() -> Iterator[RedisProcess]:
+    """A running RedisProcess for one test; killed at the end."""
+    server = RedisProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 # --------------------------------------------------------------------------- postgres
