@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import platform
 import time
@@ -50,6 +51,7 @@ from agent.logs import SCRUBBER
 from agent.model import CheckResult
 from agent.notify.alertmanager import AlertmanagerNotifier
 from agent.notify.console import ConsoleNotifier
+from agent.notify.payload import with_labels
 from agent.promql.engine import PromQLEngine
 from agent.promql.value import Engine
 from agent.roles import LeaderRole
@@ -304,6 +306,11 @@ class Agent:
             except Exception:
                 log.exception("notifier_failed", count=len(alerts))
 
+    def _labelled(self, alerts: Sequence[OutgoingAlert]) -> list[OutgoingAlert]:
+        """Alerts with the labels Alertmanager sees: external labels, alert relabelling."""
+        cfg = self._config
+        return with_labels(alerts, cfg.global_.external_labels, cfg.alerting.alert_relabel_configs)
+
     async def _notifiers_for(self, stack: AsyncExitStack) -> list[NotifyFunc]:
         """Alertmanager when configured, else the console; closed after the rules."""
         cfg = self._config
@@ -435,18 +442,22 @@ class Agent:
                 scrub=SCRUBBER.scrub_text,
             )
         )
-        self._notifiers = [*await self._notifiers_for(stack), alert_events.send]
+        self._notifiers = [
+            *await self._notifiers_for(stack),
+            lambda alerts: alert_events.send(self._labelled(alerts)),
+        ]
         await self._warm_up()
         rules = self._rule_manager(self._external_url)
         rules.update(self._rule_groups)
         self._rules = await stack.enter_async_context(rules)
         # Restored alerts that were announced firing before a restart or takeover.
-        alert_events.remember_firing(
-            alert.labels
+        announced = [
+            OutgoingAlert(alert.labels, {}, alert.active_at, math.inf, "")
             for ev in self._rules.evaluators()
             for _, alert in ev.active_alerts()
             if alert.state is AlertState.FIRING and alert.last_sent_at is not None
-        )
+        ]
+        alert_events.remember_firing(a.labels for a in self._labelled(announced))
         # The first results arrived during the warm-up: evaluate on them now.
         self._rules.trigger(self.store.label_values("__name__"))
 
