@@ -21,7 +21,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from agent.events.jsonl import JsonlEventSink
 from agent.events.kafka import KafkaEventSink
 from agent.loading import Loaded, load_all
 from agent.logs import SCRUBBER
-from agent.model import CheckResult
+from agent.model import CheckResult, Event
 from agent.notify.alertmanager import AlertmanagerNotifier
 from agent.notify.console import ConsoleNotifier
 from agent.notify.payload import with_labels
@@ -158,6 +158,14 @@ class Agent:
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @property
+    def emit_event(self) -> Callable[[Event], Awaitable[object]] | None:
+        return self._emitter.emit if self._emitter is not None else None
 
     def checks(self) -> Sequence[CheckConfig]:
         return self._config.checks

@@ -33,6 +33,7 @@ from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, ConfigDict
 
 from agent.api.auth import BasicAuthMiddleware
+from agent.api.gate import GateContext, gate_routes
 from agent.api.query import QueryContext, add_query_routes
 from agent.api.rules import RulesContext, add_rules_routes
 from agent.api.status_page import render_status_page
@@ -47,7 +48,7 @@ log = structlog.get_logger(__name__)
 LIFECYCLE_DISABLED = "Lifecycle API is not enabled."
 
 
-class ApiContext(QueryContext, RulesContext, TargetsContext, Protocol):
+class ApiContext(QueryContext, RulesContext, TargetsContext, GateContext, Protocol):
     """What the API needs from the running agent."""
 
     history: CheckHistory
@@ -117,6 +118,7 @@ def create_api(ctx: ApiContext, *, clock: Callable[[], float] = time.time) -> Fa
     add_query_routes(app, ctx, clock)
     add_rules_routes(app, ctx)
     add_targets_routes(app, ctx)
+    gate_routes(app, ctx)
     return app
 
 
