@@ -19,6 +19,13 @@ ALERTS = (
     "PilotAgentCheckMisfires",
     "PilotAgentEventSinkErrors",
     "PilotAgentConfigReloadFailed",
+    "PilotAgentAlertmanagerUnreachable",
+    "PilotAgentNotificationsDropped",
+    "PilotAgentEventsSpooling",
+    "PilotAgentEventsDropped",
+    "PilotAgentStateStoreDown",
+    "PilotAgentNoLeader",
+    "PilotAgentSplitBrain",
 )
 
 
