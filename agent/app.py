@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import math
 import os
@@ -31,6 +32,7 @@ from prometheus_client import CollectorRegistry
 from agent import __version__
 from agent.api.app import create_api
 from agent.api.server import ApiServer
+from agent.checks.aiohttp_transport import aiohttp_transport
 from agent.checks.base import Checker
 from agent.checks.factory import build_checker
 from agent.checks.history import CheckHistory
@@ -62,6 +64,7 @@ from agent.scrape.base import ScrapeReport
 from agent.scrape.manager import ScrapeManager
 from agent.scrape.target import TargetStatus
 from agent.secrets import collect_secrets
+from agent.state.factory import StateStore, build_lease, build_state_store
 from agent.tasks import PeriodicTask
 from agent.tsdb.base import Appender, Queryable, metric_name
 from agent.tsdb.store import SeriesStore
@@ -75,6 +78,7 @@ from exporters.notify import NotifyMetricsExporter
 from exporters.probe import ProbeCollector
 from exporters.rules import AlertsCollector, RuleMetricsExporter
 from exporters.scrape import ScrapeMetricsExporter
+from exporters.state import StateMetricsExporter
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +108,7 @@ class Agent:
         config_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
-        checker_factory: Callable[[CheckConfig], Checker] = build_checker,
+        checker_factory: Callable[[CheckConfig], Checker] | None = None,
         shutdown_grace_seconds: float = 10.0,
     ) -> None:
         self._config = config
@@ -115,7 +119,11 @@ class Agent:
         self._config_path = Path(config_path) if config_path is not None else None
         self._env = env
         self._clock = clock
-        self._checker_factory = checker_factory
+        # HTTP checks on the aiohttp-backed transport: 1,000 checks/s on one core
+        # (benchmarks/check_capacity.py), where httpx's own transport saturates below.
+        self._checker_factory = checker_factory or functools.partial(
+            build_checker, http_transport=aiohttp_transport
+        )
         self._grace = shutdown_grace_seconds
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -137,6 +145,11 @@ class Agent:
         self._scrape_metrics = ScrapeMetricsExporter(self.registry)
         self._notify_metrics = NotifyMetricsExporter(self.registry)
         self.delivery_metrics = EventDeliveryMetrics(self.registry)
+        self._state_metrics = StateMetricsExporter(
+            self.registry, leader_election=config.state.leader_election.enabled
+        )
+        self._state: StateStore | None = None
+        self._stopping = False
         self._notifiers: list[NotifyFunc] = []
         self.metrics.config_reloaded(True, clock())
         self.bound_port: int | None = None
@@ -225,6 +238,7 @@ class Agent:
             "global.external_labels": (old.global_.external_labels, new.global_.external_labels),
             "rule_datasource": (old.rule_datasource, new.rule_datasource),
             "alerting": (old.alerting, new.alerting),
+            "state": (old.state, new.state),
             "web.external_url": (old.web.external_url, new.web.external_url),
             "watch": (old.watch, new.watch),
         }
@@ -244,6 +258,8 @@ class Agent:
         self.history.retain(c.name for c in new.checks)
         now_ms = round(self._clock() * 1000)
         for name in removed:
+            if self._state is not None:
+                self._state.checks.save_nowait(name, None)
             self.metrics.forget_check(name)
             self._probe_writer.forget(name, now_ms)
 
@@ -272,8 +288,10 @@ class Agent:
 
     def _change_watcher(self) -> ChangeWatcher:
         watch = self._config.watch
-        state: WatchStateStore = InMemoryWatchStateStore()
-        if watch.state_file is not None:
+        state: WatchStateStore = (
+            self._state.watch if self._state is not None else InMemoryWatchStateStore()
+        )
+        if watch.state_file is not None and self._config.state.redis is None:
             path = Path(watch.state_file)
             if self._config_path is not None and not path.is_absolute():
                 path = self._config_path.parent / path
@@ -304,6 +322,7 @@ class Agent:
             external_url=external_url,
             metrics=self._rule_metrics,
             offload=remote is not None,
+            state_store=self._state.alerts if self._state is not None else None,
         )
 
     def _notify(self, alerts: Sequence[OutgoingAlert]) -> None:
@@ -342,6 +361,10 @@ class Agent:
         """Run until :meth:`request_shutdown`; then shut down in reverse order."""
         cfg = self._config
         async with AsyncExitStack() as stack:
+            # Entered first, so closed last: it writes through what the others saved.
+            self._state = await stack.enter_async_context(
+                build_state_store(cfg.state, base_dir=self._base_dir, metrics=self._state_metrics)
+            )
             events = cfg.events.jsonl
             jsonl = await stack.enter_async_context(
                 JsonlEventSink(
@@ -387,7 +410,18 @@ class Agent:
             self._external_url = cfg.web.external_url or f"http://{host}:{server.port}"
             self._scrapes.apply(cfg.scrape_configs)
             leader = await stack.enter_async_context(LeaderRole(self._lead))
-            await leader.promote()
+            lease = build_lease(
+                cfg.state,
+                on_acquired=lambda _token: self._promote(leader),
+                on_lost=leader.demote,
+                metrics=self._state_metrics,
+            )
+            if lease is None:
+                await leader.promote()
+            else:
+                # On shutdown the role is demoted first (below), so the lease is released
+                # only once this agent has stopped leading.
+                await stack.enter_async_context(lease)
             self._ready = True
             log.info(
                 "agent_started",
@@ -407,7 +441,9 @@ class Agent:
                 started.set()
             await self._stop.wait()
             self._ready = False
+            self._stopping = True
             log.info("agent_stopping")
+            await leader.demote()
         log.info("agent_stopped")
 
     async def _lead(self, stack: AsyncExitStack) -> None:
@@ -419,6 +455,9 @@ class Agent:
         cfg = self._config
         assert self._sink is not None and self._emitter is not None  # set up by run()
         stack.callback(self._forget_leader_work)
+        if self._state is not None:
+            # Warm from the store: a takeover or restart continues each check's state.
+            self.history.restore(await self._state.checks.load())
         pipeline = ResultPipeline(
             history=self.history,
             metrics=self.metrics,
@@ -427,7 +466,7 @@ class Agent:
             source=cfg.events.source,
             clock=self._clock,
             scrub=SCRUBBER.scrub_text,
-            listeners=[self._on_result],
+            listeners=[self._on_result, self._save_check_state],
         )
         self._watch = await stack.enter_async_context(
             WatchService(self._change_watcher(), emit=self._emitter.emit)
@@ -454,20 +493,39 @@ class Agent:
             *await self._notifiers_for(stack),
             lambda alerts: alert_events.send(self._labelled(alerts)),
         ]
+        rules = asyncio.create_task(self._rules_when_warm(alert_events), name="rules")
+        rules.add_done_callback(_log_crash)
+        stack.push_async_callback(_cancel_and_wait, rules)
+
+    async def _rules_when_warm(self, alert_events: AlertEventEmitter) -> None:
+        """Evaluate rules once checks have first results; until cancelled (demotion)."""
         await self._warm_up()
-        rules = self._rule_manager(self._external_url)
-        rules.update(self._rule_groups)
-        self._rules = await stack.enter_async_context(rules)
-        # Restored alerts that were announced firing before a restart or takeover.
-        announced = [
-            OutgoingAlert(alert.labels, {}, alert.active_at, math.inf, "")
-            for ev in self._rules.evaluators()
-            for _, alert in ev.active_alerts()
-            if alert.state is AlertState.FIRING and alert.last_sent_at is not None
-        ]
-        alert_events.remember_firing(a.labels for a in self._labelled(announced))
-        # The first results arrived during the warm-up: evaluate on them now.
-        self._rules.trigger(self.store.label_values("__name__"))
+        async with self._rule_manager(self._external_url) as rules:
+            rules.update(self._rule_groups)
+            self._rules = rules
+            try:
+                # Restored alerts that were announced firing before a restart or takeover.
+                announced = [
+                    OutgoingAlert(alert.labels, {}, alert.active_at, math.inf, "")
+                    for ev in rules.evaluators()
+                    for _, alert in ev.active_alerts()
+                    if alert.state is AlertState.FIRING and alert.last_sent_at is not None
+                ]
+                alert_events.remember_firing(a.labels for a in self._labelled(announced))
+                # The first results arrived during the warm-up: evaluate on them now.
+                rules.trigger(self.store.label_values("__name__"))
+                await asyncio.Event().wait()
+            finally:
+                self._rules = None
+
+    async def _promote(self, leader: LeaderRole) -> None:
+        """The lease was won: lead, unless this agent is shutting down."""
+        if not self._stopping:
+            await leader.promote()
+
+    def _save_check_state(self, result: CheckResult) -> None:
+        if self._state is not None:
+            self._state.checks.save_nowait(result.check, self.history.snapshot(result.check))
 
     def _forget_leader_work(self) -> None:
         self._notifiers = []
@@ -493,6 +551,17 @@ class Agent:
                 return
             await asyncio.sleep(0.05)
         log.warning("rule_warm_up_timed_out", seconds=limit)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
+
+
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def run_agent(config_path: str | Path, loaded: Loaded) -> int:

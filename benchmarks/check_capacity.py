@@ -3,9 +3,11 @@
 Goal: 1,000 checks/s on one core, p99 schedule lag under 100 ms, and at most
 twice the CPU a bare asyncio loop spends on the same request (``ratio <= 2``).
 
-For each httpx transport (httpx's own, and httpx-aiohttp's) two peers run in
-turn in a child process pinned to one CPU, each against the same local target
-(``_target.py``, a separate process pinned to another CPU when there is one):
+For each httpx transport (``agent``: the agent's own aiohttp-backed one, what it
+runs with; ``httpx``: httpx's default; ``aiohttp``: the httpx-aiohttp package's)
+two peers run in turn in a child process pinned to one CPU, each against the same
+local target (``_target.py``, a separate process pinned to another CPU when there
+is one):
 
 * agent: a :class:`CheckScheduler` with ``--checks`` HTTP checks at 1 s interval
   (900 ms timeout) built by :func:`build_checker` with the transport injected;
@@ -17,8 +19,8 @@ After every check has run once and ``--warmup`` seconds more, each peer counts
 results, schedule lag and CPU (``time.process_time``) over ``--seconds``. The
 human-readable figures come first; the last line is one JSON object.
 
-    .venv/bin/python benchmarks/check_capacity.py                # 1000 checks, both transports
-    .venv/bin/python benchmarks/check_capacity.py --checks 500 --transports httpx
+    .venv/bin/python benchmarks/check_capacity.py                # 1000 checks, every transport
+    .venv/bin/python benchmarks/check_capacity.py --checks 500 --transports agent,httpx
     .venv/bin/python benchmarks/check_capacity.py --profile      # where the agent's CPU goes
 """
 
@@ -47,6 +49,7 @@ from typing import Any
 import httpx
 from _target import TargetProcess
 
+from agent.checks.aiohttp_transport import aiohttp_transport
 from agent.checks.base import Checker
 from agent.checks.factory import build_checker
 from agent.checks.http import USER_AGENT, TransportFactory, default_transport
@@ -56,7 +59,7 @@ from agent.config import CheckConfig, TLSConfig
 from agent.logs import configure_logging
 from agent.model import CheckResult
 
-TRANSPORTS = ("httpx", "aiohttp")
+TRANSPORTS = ("agent", "httpx", "aiohttp")
 INTERVAL = 1.0
 TIMEOUT = 0.9
 GOAL_RATE = 1000.0
@@ -69,11 +72,14 @@ FIRST_ROUND_CAP = 60.0  # seconds to wait for every check to have run once
 
 
 def transport_factory(name: str) -> TransportFactory:
-    """The transport factory for ``name``: the agent's own, or httpx-aiohttp's like it.
+    """The transport factory for ``name``.
 
-    The aiohttp one mirrors :func:`agent.checks.http.default_transport`: the SSL
-    context of ``build_ssl_context`` (verification per ``tls_config``), no keep-alive.
+    ``agent``: the agent's aiohttp-backed transport; ``httpx``: httpx's default one
+    (:func:`agent.checks.http.default_transport`); ``aiohttp``: httpx-aiohttp's, set
+    up like them (SSL context of ``build_ssl_context``, no keep-alive).
     """
+    if name == "agent":
+        return aiohttp_transport
     if name == "httpx":
         return default_transport
     if name == "aiohttp":
@@ -568,7 +574,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--transports",
         type=lambda s: [t for t in s.split(",") if t],
         default=list(TRANSPORTS),
-        help="comma-separated, from: httpx,aiohttp",
+        help="comma-separated, from: agent,httpx,aiohttp",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the agent's window")
     parser.add_argument("--log-dir", help="keep the peers' logs and figures here")

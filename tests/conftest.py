@@ -36,6 +36,10 @@ class SimulatorProcess:
     def clear_faults(self) -> None:
         httpx.delete(f"{self.url}/admin/faults", timeout=5).raise_for_status()
 
+    def reset_pilot(self) -> None:
+        """Flags, migration, dual-write and breakers back to their start."""
+        httpx.delete(f"{self.url}/admin/pilot", timeout=5).raise_for_status()
+
 
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
@@ -71,10 +75,12 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorPro
 
 @pytest.fixture
 def sim(simulator: SimulatorProcess) -> Iterator[SimulatorProcess]:
-    """The session simulator with no faults, and none left behind."""
+    """The session simulator with no faults and its pilot state reset, and none left behind."""
     simulator.clear_faults()
+    simulator.reset_pilot()
     yield simulator
     simulator.clear_faults()
+    simulator.reset_pilot()
 
 
 # --------------------------------------------------------------------------- event validation

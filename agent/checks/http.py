@@ -46,6 +46,7 @@ USER_AGENT = "pilot-agent"
 _NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 # httpcore trace events (``<prefix>.<name>.started|complete``) that bound a phase.
 _TRACED_PHASES = {
+    "connection.resolve": "resolve",
     "connection.connect_tcp": "connect",
     "connection.start_tls": "tls",
     "http11.receive_response_headers": "processing",

@@ -55,10 +55,6 @@ GRAFANA_DURATIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range":
 # state store, leader lease); the Agent Health dashboard shows them already. The
 # lead removes each name here once its exporter is registered on Agent.registry
 # (test_pending_metrics_are_not_exported_yet fails as soon as one is).
-PENDING = {
-    "agent_state_store_up",
-    "agent_leader",
-}
 
 DASHBOARDS = {uid: to_dict(model) for uid, model in build.render_dashboards().items()}
 QUERIES = [query for data in DASHBOARDS.values() for query in queries(data)]
@@ -96,8 +92,12 @@ def _sample_names(family: Metric) -> set[str]:
 
 
 def _agent_metrics() -> set[str]:
-    """Everything a real agent exports or writes to its store."""
-    agent = Agent(AgentConfig())
+    """Everything a real agent exports or writes to its store, every optional feature on.
+
+    (Leader election adds ``agent_leader``; constructing the agent connects to nothing.)
+    """
+    ha = {"redis": {"url": "redis://127.0.0.1:1/0"}, "leader_election": {"enabled": True}}
+    agent = Agent(AgentConfig.model_validate({"state": ha}))
     names = {name for family in agent.registry.collect() for name in _sample_names(family)}
     results = [
         CheckResult(
@@ -203,19 +203,10 @@ def test_every_query_parses(query: Query) -> None:
 
 
 def test_every_metric_a_query_reads_exists() -> None:
-    """Each metric name is in the contract, a recording rule, the agent's own metrics,
-    or the explicit PENDING set."""
+    """Each metric name is in the contract, a recording rule or the agent's own metrics."""
     used = {name for q in QUERIES for name in _metric_names(q.expr)}
-    unknown = {n for n in used if not _known(n)} - PENDING
+    unknown = {n for n in used if not _known(n)}
     assert unknown == set()
-
-
-def test_pending_metrics_are_not_exported_yet_and_are_used() -> None:
-    """A PENDING name leaves the set as soon as the agent exports it, and every one is
-    read by a dashboard."""
-    assert not PENDING & AGENT_METRICS, "exported now: remove from PENDING"
-    used = {name for q in QUERIES for name in _metric_names(q.expr)}
-    assert used >= PENDING
 
 
 def test_annotations_mark_firing_alerts_that_exist() -> None:
