@@ -66,11 +66,11 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         names = [_type_name(a, metadata) for a in args if a is not type(None)]
-        return " | ".join(names)
+        return " or ".join(names)
     if origin is typing.Annotated:
         return _type_name(args[0], [*metadata, *args[1:]])
     if origin is typing.Literal:
-        return " | ".join(f"`{a}`" for a in args)
+        return ", ".join(f"`{a}`" for a in args)
     if origin is list:
         return f"list of {_type_name(args[0], [])}"
     if origin is dict:
