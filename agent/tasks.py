@@ -1,4 +1,4 @@
-"""A periodic background job that its owner starts and stops.
+"""A periodic background job that its owner starts and stops; calling onto a loop.
 
 >>> task = PeriodicTask("compact", 60.0, lambda: store.compact(now_ms()))   # doctest: +SKIP
 >>> async with task: ...                                                   # doctest: +SKIP
@@ -9,12 +9,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import TypeVar
 
 import structlog
 
 from agent.lifecycle import Component
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+def call_on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[T], object], arg: T) -> bool:
+    """Run ``fn(arg)`` on ``loop``: now when called on it, else soon from its thread.
+
+    False when ``loop`` is closed (the caller counts what is lost).
+    """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn(arg)
+        return True
+    try:
+        loop.call_soon_threadsafe(fn, arg)
+    except RuntimeError:
+        return False
+    return True
 
 
 class PeriodicTask(Component):

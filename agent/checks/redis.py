@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -40,23 +39,9 @@ from agent.errors import (
     CheckTimeout,
     ComponentStateError,
 )
+from agent.state.connection import TLSConnection
 
 log = structlog.get_logger(__name__)
-
-
-class _TLSConnection(Connection):
-    """A redis-py connection that uses our own SSL context (CA, client cert, SNI)."""
-
-    def __init__(self, *, ssl_context: ssl.SSLContext, sni: str, **kwargs: Any) -> None:
-        self._ssl_context = ssl_context
-        self._sni = sni
-        super().__init__(**kwargs)
-
-    def _connection_arguments(self) -> Mapping[str, Any]:
-        # redis-py's hook for the keyword arguments of asyncio.open_connection.
-        args = dict(super()._connection_arguments())
-        args.update(ssl=self._ssl_context, server_hostname=self._sni)
-        return args
 
 
 class RedisChecker:
@@ -88,7 +73,7 @@ class RedisChecker:
         }
         if not spec.tls:
             return Connection(**kwargs)
-        return _TLSConnection(
+        return TLSConnection(
             ssl_context=build_ssl_context(spec.tls_config),
             sni=server_hostname(spec.tls_config, self._host),
             **kwargs,

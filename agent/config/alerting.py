@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from agent.config.checks import BasicAuth, TLSConfig
 from agent.config.scrape import Authorization, RelabelConfig, StaticConfig
-from agent.config.types import Duration, StrictModel
+from agent.config.types import PositiveDuration, StrictModel
 
 
 class AlertmanagerConfig(StrictModel):
@@ -36,7 +36,7 @@ class AlertmanagerConfig(StrictModel):
     """URL scheme."""
     path_prefix: str = "/"
     """Path prefix in front of `/api/v2/alerts` (an Alertmanager behind a route prefix)."""
-    timeout: Duration = 10.0
+    timeout: PositiveDuration = 10.0
     """Timeout of one POST of alerts."""
     api_version: str = "v2"
     """Alertmanager API version; only `v2` (Alertmanager 0.16 and later) is supported."""
@@ -60,13 +60,6 @@ class AlertmanagerConfig(StrictModel):
             raise ValueError(f"unknown api_version {v!r}: use v2")
         return v
 
-    @field_validator("timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
-
     @model_validator(mode="after")
     def _auth(self) -> Self:
         if self.basic_auth is not None and self.authorization is not None:
@@ -86,7 +79,7 @@ class AlertingConfig(StrictModel):
     Without any Alertmanager, alerts are logged by the console notifier.
     """
 
-    resend_delay: Duration = 60.0
+    resend_delay: PositiveDuration = 60.0
     """How often a still-firing alert is sent again (Prometheus's --rules.alert.resend-delay)."""
     notification_queue_capacity: int = Field(default=10000, gt=0)
     """Alerts queued per Alertmanager; past it the oldest are dropped."""
@@ -94,10 +87,3 @@ class AlertingConfig(StrictModel):
     """Relabelling of every alert (after external labels) before it is queued."""
     alertmanagers: list[AlertmanagerConfig] = Field(default_factory=list)
     """Alertmanagers to send alerts to."""
-
-    @field_validator("resend_delay")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from agent.config.checks import TLSConfig
 from agent.config.scrape import ByteSize
-from agent.config.types import Duration, HostPort, StrictModel, secret_or_file
+from agent.config.types import Duration, HostPort, PositiveDuration, StrictModel, secret_or_file
 
 _TOPIC_RE = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 _MIN_SEGMENT = 4096
@@ -89,7 +89,7 @@ class KafkaSinkConfig(StrictModel):
     """Acknowledgements a write needs; always `all`."""
     linger: Duration = 0.005
     """How long the producer waits to fill a batch."""
-    delivery_timeout: Duration = 5.0
+    delivery_timeout: PositiveDuration = 5.0
     """A batch not acknowledged within this goes to the spool and the broker counts as down."""
     buffer_events: int = Field(default=10_000, ge=1)
     """Events held in memory before they overflow into the spool."""
@@ -114,13 +114,6 @@ class KafkaSinkConfig(StrictModel):
     def _topic(cls, v: str) -> str:
         if not _TOPIC_RE.match(v) or v in (".", ".."):
             raise ValueError(f"invalid topic name {v!r} (letters, digits, '.', '_', '-')")
-        return v
-
-    @field_validator("delivery_timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be positive")
         return v
 
     @model_validator(mode="after")

@@ -19,7 +19,14 @@ from agent.config.events_kafka import KafkaSinkConfig
 from agent.config.gate import GateConfig
 from agent.config.scrape import ScrapeConfig
 from agent.config.state import StateConfig
-from agent.config.types import Duration, LabelName, StrictModel, listen_address, secret_or_file
+from agent.config.types import (
+    Duration,
+    LabelName,
+    PositiveDuration,
+    StrictModel,
+    listen_address,
+    secret_or_file,
+)
 from agent.config.watch import WatchConfig
 
 # --------------------------------------------------------------------------- the rest
@@ -117,17 +124,10 @@ class RuleDatasourceConfig(StrictModel):
 class StorageConfig(StrictModel):
     """The in-memory time-series store and its query engine."""
 
-    retention: Duration = 6 * 3600.0
+    retention: PositiveDuration = 6 * 3600.0
     """How long samples are kept (Prometheus's --storage.tsdb.retention.time)."""
-    lookback_delta: Duration = 300.0
+    lookback_delta: PositiveDuration = 300.0
     """How far back an instant selector looks (Prometheus's --query.lookback-delta)."""
-
-    @field_validator("retention", "lookback_delta")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
 
 class AgentConfig(StrictModel):

@@ -26,7 +26,7 @@ from typing import Self
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from agent.config.checks import TLSConfig
-from agent.config.types import Duration, StrictModel, secret_or_file
+from agent.config.types import PositiveDuration, StrictModel, secret_or_file
 
 _URL_RE = re.compile(r"^rediss?://[^/\s]+(/\d+)?/?$")
 
@@ -46,7 +46,7 @@ class RedisStateConfig(StrictModel):
     """Prefix of every key the agent writes."""
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
     """TLS settings for `rediss://` URLs."""
-    timeout: Duration = 2.0
+    timeout: PositiveDuration = 2.0
     """Connect and command timeout; also how long start-up waits for state."""
 
     @field_validator("url")
@@ -54,13 +54,6 @@ class RedisStateConfig(StrictModel):
     def _url(cls, v: str) -> str:
         if not _URL_RE.match(v):
             raise ValueError(f"url must look like redis://host:port/db or rediss://..., got {v!r}")
-        return v
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be positive")
         return v
 
     @model_validator(mode="after")
@@ -79,19 +72,12 @@ class LeaderElectionConfig(StrictModel):
 
     enabled: bool = False
     """Take part in leader election (requires `state.redis`)."""
-    lease_ttl: Duration = 15.0
+    lease_ttl: PositiveDuration = 15.0
     """How long a lease lives without renewal; a dead leader is replaced within twice this."""
-    renew_interval: Duration = 5.0
+    renew_interval: PositiveDuration = 5.0
     """How often the leader renews and a standby polls; less than lease_ttl / 2."""
     identity: str | None = None
     """Name of this agent in the lease; default (or empty): hostname and process id."""
-
-    @field_validator("lease_ttl", "renew_interval")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
     @field_validator("renew_interval")
     @classmethod
@@ -109,7 +95,7 @@ class StateConfig(StrictModel):
     """Shared state in Redis; absent: an embedded in-memory store."""
     snapshot_file: str | None = None
     """In-memory store only: a JSON snapshot read at start (relative to the config file)."""
-    snapshot_interval: Duration = 10.0
+    snapshot_interval: PositiveDuration = 10.0
     """How often a changed in-memory state is written to snapshot_file."""
     leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
     """Leader election among agents sharing state.redis."""
@@ -119,13 +105,6 @@ class StateConfig(StrictModel):
     def _memory_only(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and info.data.get("redis") is not None:
             raise ValueError("snapshot_file applies to the in-memory store only; drop it or redis")
-        return v
-
-    @field_validator("snapshot_interval")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be positive")
         return v
 
     @field_validator("leader_election")

@@ -48,7 +48,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from agent.config.types import Duration, LabelName, StrictModel
+from agent.config.types import LabelName, PositiveDuration, StrictModel
 from agent.tsdb.base import MatchOp
 
 WATCH_KINDS = ("value_change", "increase", "threshold", "stale_timestamp", "histogram_delta")
@@ -162,7 +162,7 @@ class Threshold(StrictModel):
 class StaleTimestamp(StrictModel):
     """The watched metric is a Unix timestamp in seconds (e.g. the last batch's)."""
 
-    max_age: Duration
+    max_age: PositiveDuration
     """Stale when the timestamp is older than this at scrape time."""
     when: WatchCondition | None = None
     """Only stale while this holds (e.g. customers pending); none: always."""
@@ -170,13 +170,6 @@ class StaleTimestamp(StrictModel):
     """Event type when it became stale."""
     fresh: EventType | None = None
     """Event type when it is fresh again or `when` stopped holding (none: not reported)."""
-
-    @field_validator("max_age")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("max_age must be positive")
-        return v
 
 
 class HistogramDelta(StrictModel):

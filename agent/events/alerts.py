@@ -31,6 +31,7 @@ import structlog
 from agent.lifecycle import Component
 from agent.model import Event
 from agent.rules.model import OutgoingAlert
+from agent.tasks import call_on_loop
 from agent.tsdb.base import Labels
 
 log = structlog.get_logger(__name__)
@@ -157,16 +158,7 @@ class AlertEventEmitter(Component):
             events = [e for a in alerts if (e := self._transition(a, now)) is not None]
         if not events:
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._enqueue(events)
-            return
-        try:
-            loop.call_soon_threadsafe(self._enqueue, events)
-        except RuntimeError:  # the loop is closed: nobody will emit them
+        if not call_on_loop(loop, self._enqueue, events):  # closed: nobody will emit them
             self._drop(len(events), "loop closed")
 
     def _transition(self, alert: OutgoingAlert, now: float) -> Event | None:

@@ -38,6 +38,7 @@ from agent.notify.payload import with_labels
 from agent.notify.sender import MAX_BATCH_SIZE, AlertmanagerSender
 from agent.notify.targets import alertmanager_client, resolve_targets
 from agent.rules.model import OutgoingAlert
+from agent.tasks import call_on_loop
 
 log = structlog.get_logger(__name__)
 
@@ -97,16 +98,7 @@ class AlertmanagerNotifier(Component):
         prepared = with_labels(alerts, self._external_labels, self._relabel)
         if not prepared:
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._enqueue(prepared)
-            return
-        try:
-            loop.call_soon_threadsafe(self._enqueue, prepared)
-        except RuntimeError:  # the loop closed under us: the agent is stopping
+        if not call_on_loop(loop, self._enqueue, prepared):  # closed: the agent is stopping
             log.debug("alertmanager_notifier_stopped", count=len(prepared))
 
     def _enqueue(self, alerts: list[OutgoingAlert]) -> None:

@@ -25,7 +25,7 @@ from agent.config.checks import TLSConfig
 from agent.config.state import RedisStateConfig
 
 
-class _TLSConnection(Connection):
+class TLSConnection(Connection):
     """A redis-py connection over our own SSL context (CA, client certificate, SNI)."""
 
     def __init__(self, *, ssl_context: ssl.SSLContext, sni: str, **kwargs: Any) -> None:
@@ -78,7 +78,7 @@ def redis_client(config: RedisStateConfig) -> Redis:
         "retry": Retry(NoBackoff(), 0),
     }
     if config.tls:
-        kwargs["connection_class"] = _TLSConnection
+        kwargs["connection_class"] = TLSConnection
         kwargs["ssl_context"] = ssl_context(config.tls_config)
         kwargs["sni"] = config.tls_config.server_name or host
     pool = ConnectionPool(**kwargs)

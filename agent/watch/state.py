@@ -16,15 +16,14 @@ write them as hash fields.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
+
+from agent.state.files import write_atomically
 
 log = structlog.get_logger(__name__)
 
@@ -112,32 +111,4 @@ class JsonFileWatchStateStore:
 
     def _write(self, entries: Mapping[str, StateEntry]) -> None:
         text = json.dumps(entries, sort_keys=True, allow_nan=False, separators=(",", ":"))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                if self._fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        if self._fsync:
-            _fsync_dir(self.path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        write_atomically(self.path, text, fsync=self._fsync)
