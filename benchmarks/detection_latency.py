@@ -279,13 +279,16 @@ def measure(outages: int, seed: int, tmp: Path) -> dict[str, object]:
             firing = hook.wait_for(start, "firing", 60)
             agent_s.append(firing["agent"] - start)
             prom_s.append(firing["prometheus"] - start)
-            print(
-                f"outage {i + 1:2d}: agent {agent_s[-1]:6.3f} s  prometheus {prom_s[-1]:6.3f} s",
-                flush=True,
-            )
             cleared = time.time()
             set_outage(ports["sim"], False)
-            hook.wait_for(cleared, "resolved", 90)
+            resolved = hook.wait_for(cleared, "resolved", 120)
+            print(
+                f"outage {i + 1:2d}: firing after agent {agent_s[-1]:6.3f} s, "
+                f"prometheus {prom_s[-1]:6.3f} s; resolved after agent "
+                f"{resolved['agent'] - cleared:6.3f} s, "
+                f"prometheus {resolved['prometheus'] - cleared:6.3f} s",
+                flush=True,
+            )
     return {
         "outages": outages,
         "agent_p50_s": round(statistics.median(agent_s), 3),
