@@ -500,8 +500,11 @@ class Agent:
     async def _rules_when_warm(self, alert_events: AlertEventEmitter) -> None:
         """Evaluate rules once checks have first results; until cancelled (demotion)."""
         await self._warm_up()
-        async with self._rule_manager(self._external_url) as rules:
-            rules.update(self._rule_groups)
+        manager = self._rule_manager(self._external_url)
+        # Groups added before the start are restored from the state store while it starts;
+        # added after, each would restore in its own task, too late for ``announced``.
+        manager.update(self._rule_groups)
+        async with manager as rules:
             self._rules = rules
             try:
                 # Restored alerts that were announced firing before a restart or takeover.
@@ -532,6 +535,9 @@ class Agent:
         self._rules = None
         self._scheduler = None
         self._watch = None
+        # A standby runs no checks: forget their results, so that leading again starts
+        # from the state store and waits for fresh results before evaluating rules.
+        self.history.retain(())
 
     async def _warm_up(self) -> None:
         """Wait until every check has a first result, so rules do not start on no data.

@@ -106,9 +106,21 @@ def _after(last: float | None, arrived: float) -> float:
 
 
 def _fingerprint(alerts: Sequence[Alert]) -> tuple[object, ...]:
-    """What makes a save worth it: values and annotations change every evaluation."""
+    """What makes a save worth it: values and annotations change every evaluation.
+
+    The last-sent time is part of it (one write per firing alert per resend delay), so
+    a restart resumes re-sending on schedule instead of re-sending every alert at once.
+    """
     return tuple(
-        (a.labels, a.state, a.active_at, a.fired_at, a.resolved_at, a.keep_firing_since)
+        (
+            a.labels,
+            a.state,
+            a.active_at,
+            a.fired_at,
+            a.resolved_at,
+            a.keep_firing_since,
+            a.last_sent_at,
+        )
         for a in alerts
     )
 

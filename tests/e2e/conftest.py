@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import AgentProcess
+from tests.integration.conftest import restartable_redis  # noqa: F401  (fixture)
 from tests.kafka import kafka_broker  # noqa: F401  (fixture)
 from tests.support import wait_for_port
 

@@ -249,6 +249,20 @@ async def test_state_store_restore_keeps_active_at(rig: Rig) -> None:
     await second.aclose()
 
 
+async def test_state_store_keeps_the_last_sent_time_of_each_resend(rig: Rig) -> None:
+    """Every re-send of a firing alert is saved, so a restart resumes its resend schedule."""
+    store = InMemoryAlertStateStore()
+    rig.store.append(UP, 0, 0.0)
+    manager = rig.manager(state_store=store, resend_delay=60.0)
+    manager.update([group(AlertingRule("Down", "up == 0"))])
+    for t in (0, 30, 61, 90):
+        rig.store.append(UP, t * 1000, 0.0)
+        await manager.evaluate_all(t)
+    (saved,) = await store.load("rules.yml;g", "Down")
+    assert (saved.state, saved.last_sent_at) == (AlertState.FIRING, 61)
+    await manager.aclose()
+
+
 async def test_evaluations_never_go_back_in_time(rig: Rig) -> None:
     """An evaluation at or before the last evaluated timestamp is skipped."""
     manager = rig.manager()
