@@ -61,8 +61,13 @@ def test_outage_fires_alert_right_after_for_and_resolves(
     )
     agent = agent_factory(config)
     wait_until(lambda: agent.probe().get("api-health") == 1.0, 20, "api-health up")
-    rules = httpx.get(f"{agent.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
-    assert rules[0]["rules"][0]["name"] == "ApiDown" and rules[0]["rules"][0]["health"] == "ok"
+
+    def rule_health() -> list[tuple[str, str]]:
+        groups = httpx.get(f"{agent.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        return [(r["name"], r["health"]) for g in groups for r in g["rules"]]
+
+    # Rules start once every check has a first result (the warm-up), then evaluate at once.
+    wait_until(lambda: rule_health() == [("ApiDown", "ok")], 10, "the rule evaluated")
 
     sim.set_faults(outage=True)
     wait_until(lambda: [a["state"] for a in _alerts(agent)] == ["pending"], 10, "pending")
