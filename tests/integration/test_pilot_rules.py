@@ -24,18 +24,11 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from agent.promql.nodes import (
-    Aggregate,
-    Binary,
-    Call,
-    MatrixSel,
-    Node,
-    Subquery,
-    Unary,
-    VectorSel,
     parse_query,
 )
 from agent.promql.value import QueryError
 from agent.rulefmt import cli
+from agent.rules.group import ANY_METRIC, selected_metric_names
 from agent.scrape.target import REPORT_SERIES
 from exporters.scrape import ScrapeMetricsExporter
 from tests.support import require_binary
@@ -79,34 +72,11 @@ def _documented_metrics() -> set[str]:
 KNOWN = _documented_metrics()
 
 
-def _selectors(node: Node) -> Iterator[VectorSel]:
-    if isinstance(node, VectorSel):
-        yield node
-    elif isinstance(node, MatrixSel):
-        yield node.vs
-    elif isinstance(node, Subquery | Unary):
-        yield from _selectors(node.expr)
-    elif isinstance(node, Call):
-        for arg in node.args:
-            yield from _selectors(arg)
-    elif isinstance(node, Aggregate):
-        yield from _selectors(node.expr)
-        if node.param is not None:
-            yield from _selectors(node.param)
-    elif isinstance(node, Binary):
-        yield from _selectors(node.lhs)
-        yield from _selectors(node.rhs)
-
-
 def _metric_names(expr: str) -> set[str]:
     """Metric names an expression selects (by name or by an equality ``__name__`` matcher)."""
-    names = set()
-    for vs in _selectors(parse_query(expr)):
-        found = {vs.name} if vs.name else set()
-        for matchers in vs.matcher_sets:
-            found |= {m.value for m in matchers if m.name == "__name__" and m.op == "="}
-        assert found, f"selector without a metric name in {expr!r}"
-        names |= found
+    parse_query(expr)  # raises on a bad expression (selected_metric_names would not)
+    names = set(selected_metric_names(expr))
+    assert ANY_METRIC not in names, f"selector without a metric name in {expr!r}"
     return names
 
 

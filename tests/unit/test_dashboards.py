@@ -22,17 +22,11 @@ from agent.checks.probe_series import probe_samples
 from agent.config import AgentConfig
 from agent.model import CheckResult, StepResult
 from agent.promql.nodes import (
-    Aggregate,
-    Binary,
-    Call,
-    MatrixSel,
-    Node,
-    Subquery,
-    Unary,
     VectorSel,
     parse_query,
 )
 from agent.rules.alerting import ALERTS_FOR_STATE_METRIC, ALERTS_METRIC
+from agent.rules.group import ANY_METRIC, selected_metric_names
 from agent.scrape.target import REPORT_SERIES
 from dashboards import build
 from dashboards.layout import Query, queries, to_dict
@@ -127,30 +121,11 @@ def _grafana(expr: str) -> str:
     return expr
 
 
-def _selectors(node: Node) -> Iterator[VectorSel]:
-    if isinstance(node, VectorSel):
-        yield node
-    elif isinstance(node, MatrixSel):
-        yield node.vs
-    elif isinstance(node, Subquery | Unary):
-        yield from _selectors(node.expr)
-    elif isinstance(node, Call):
-        for arg in node.args:
-            yield from _selectors(arg)
-    elif isinstance(node, Aggregate):
-        yield from _selectors(node.expr)
-        if node.param is not None:
-            yield from _selectors(node.param)
-    elif isinstance(node, Binary):
-        yield from _selectors(node.lhs)
-        yield from _selectors(node.rhs)
-
-
 def _metric_names(expr: str) -> set[str]:
-    names = set()
-    for selector in _selectors(parse_query(_grafana(expr))):
-        assert selector.name, f"selector without a metric name in {expr!r}"
-        names.add(selector.name)
+    """Metric names an expression selects (by name or by an equality ``__name__`` matcher)."""
+    parse_query(_grafana(expr))  # raises on a bad expression (selected_metric_names would not)
+    names = set(selected_metric_names(_grafana(expr)))
+    assert ANY_METRIC not in names, f"selector without a metric name in {expr!r}"
     return names
 
 
@@ -214,8 +189,8 @@ def test_annotations_mark_firing_alerts_that_exist() -> None:
     for uid, data in DASHBOARDS.items():
         (annotation,) = data["annotations"]["list"]
         assert annotation["enable"] is True, uid
-        (selector,) = _selectors(parse_query(annotation["expr"]))
-        assert selector.name == "ALERTS", uid
+        selector = parse_query(annotation["expr"])
+        assert isinstance(selector, VectorSel) and selector.name == "ALERTS", uid
         matchers = {m.name: m for m in selector.matcher_sets[0]}
         assert matchers["alertstate"].value == "firing", uid
         names = set(matchers["alertname"].value.split("|")) if "alertname" in matchers else set()
