@@ -15,11 +15,9 @@ checks finish within the grace period, then flush and close the sinks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import math
-import os
 import platform
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -48,7 +46,7 @@ from agent.events.emitter import CountingEmitter
 from agent.events.fanout import FanoutEventSink
 from agent.events.jsonl import JsonlEventSink
 from agent.events.kafka import KafkaEventSink
-from agent.loading import Loaded, load_all
+from agent.loading import load_all
 from agent.logs import SCRUBBER
 from agent.model import CheckResult, Event
 from agent.notify.alertmanager import AlertmanagerNotifier
@@ -65,7 +63,7 @@ from agent.scrape.manager import ScrapeManager
 from agent.scrape.target import TargetStatus
 from agent.secrets import collect_secrets
 from agent.state.factory import StateStore, build_lease, build_state_store
-from agent.tasks import PeriodicTask
+from agent.tasks import PeriodicTask, cancel_and_wait
 from agent.tsdb.base import Appender, Queryable, metric_name
 from agent.tsdb.store import SeriesStore
 from agent.tsdb.threadsafe import LoopAppender
@@ -494,11 +492,16 @@ class Agent:
             lambda alerts: alert_events.send(self._labelled(alerts)),
         ]
         rules = asyncio.create_task(self._rules_when_warm(alert_events), name="rules")
-        rules.add_done_callback(_log_crash)
-        stack.push_async_callback(_cancel_and_wait, rules)
+        stack.push_async_callback(cancel_and_wait, rules)
 
     async def _rules_when_warm(self, alert_events: AlertEventEmitter) -> None:
         """Evaluate rules once checks have first results; until cancelled (demotion)."""
+        try:
+            await self._run_rules(alert_events)
+        except Exception:  # logged; checks, notifications and the API go on
+            log.exception("rule_manager_failed")
+
+    async def _run_rules(self, alert_events: AlertEventEmitter) -> None:
         await self._warm_up()
         manager = self._rule_manager(self._external_url)
         # Groups added before the start are restored from the state store while it starts;
@@ -557,44 +560,3 @@ class Agent:
                 return
             await asyncio.sleep(0.05)
         log.warning("rule_warm_up_timed_out", seconds=limit)
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
-
-
-async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-
-
-async def run_agent(config_path: str | Path, loaded: Loaded) -> int:
-    """Run an agent in the foreground with signal handling: SIGTERM/SIGINT stop, SIGHUP reloads."""
-    import signal
-
-    agent = Agent(
-        loaded.config, rule_groups=loaded.rule_groups, config_path=config_path, env=os.environ
-    )
-    loop = asyncio.get_running_loop()
-    reloads: set[asyncio.Task[None]] = set()
-
-    async def reload() -> None:
-        with contextlib.suppress(ConfigError):
-            await agent.reload()
-
-    def on_hup() -> None:
-        task = loop.create_task(reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGTERM, agent.request_shutdown)
-    loop.add_signal_handler(signal.SIGINT, agent.request_shutdown)
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
-    try:
-        await agent.run()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-    return 0

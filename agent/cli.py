@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agent.loading import Loaded
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -96,8 +102,37 @@ def cmd_check_config(files: Sequence[str]) -> int:
     return status
 
 
+async def run_agent(config_path: str, loaded: Loaded) -> int:
+    """Run an agent in the foreground: SIGTERM/SIGINT stop it, SIGHUP reloads its config."""
+    from agent.app import Agent
+
+    agent = Agent(
+        loaded.config, rule_groups=loaded.rule_groups, config_path=config_path, env=os.environ
+    )
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        with contextlib.suppress(ConfigError):
+            await agent.reload()
+
+    def on_hup() -> None:
+        task = loop.create_task(reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGTERM, agent.request_shutdown)
+    loop.add_signal_handler(signal.SIGINT, agent.request_shutdown)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        await agent.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from agent.app import run_agent
     from agent.loading import load_all
     from agent.logs import configure_logging, init_sentry
 

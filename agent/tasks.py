@@ -69,3 +69,16 @@ class PeriodicTask(Component):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it; re-raise only a cancellation aimed at the caller."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

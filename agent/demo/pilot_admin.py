@@ -30,7 +30,7 @@ from agent.demo.pilot_state import (
     FlagName,
     PilotState,
 )
-from agent.demo.traffic import cancel_and_wait
+from agent.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 

@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.demo.faults import FaultSettings
+from agent.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -222,19 +223,6 @@ class TrafficGenerator:
         task, self._task = self._task, None
         if task is not None:
             await cancel_and_wait(task)
-
-
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait for it; re-raise only a cancellation aimed at the caller."""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not task.cancelled():
-            raise
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
